@@ -23,7 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import configs.testbed as testbed_config  # noqa: E402
 from scaling_jax import fit_study  # noqa: E402
-from scaling_jax.importers import openlm_testbed  # noqa: E402
+from scaling_jax.runs import openlm_testbed  # noqa: E402
 from scaling_jax.laws import bootstrap as bootstrap_lib  # noqa: E402
 from scaling_jax.laws import fit as fit_lib  # noqa: E402
 from scaling_jax.laws import forms  # noqa: E402

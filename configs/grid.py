@@ -23,7 +23,7 @@ import ml_collections
 
 from scaling_jax import config_lib
 from scaling_jax import model as model_lib
-from scaling_jax import sweep
+from scaling_jax.launch import sweep
 
 # (preset, M) tables of the default variant: change a size here, in one line.
 # Sized so the whole study runs in well under 15 minutes on 2 CPU cores and every

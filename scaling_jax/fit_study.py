@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from scaling_jax import records
+from scaling_jax.runs import table as runs_table
 from scaling_jax.evals import task_subset
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import fit as fit_lib
@@ -76,9 +76,9 @@ def select_design(rows: Sequence[dict], specs: Sequence[str]) -> list[dict]:
 
 
 def _loss_of(row: dict, val_set: str) -> float:
-  key = records.LOSS_PREFIX + val_set
+  key = runs_table.LOSS_PREFIX + val_set
   if key not in row:
-    sets = records.metric_names([row], records.LOSS_PREFIX)
+    sets = runs_table.metric_names([row], runs_table.LOSS_PREFIX)
     raise StudyError(f"{row.get('source', row['run'])}: no loss for eval set {val_set!r} "
                      f"(field {key!r}); sets present: {sets}. Pick one with "
                      f"--config.val_set")
@@ -117,7 +117,7 @@ def fit_study(rows: Sequence[dict], *, val_set: str, tasks: Sequence[str],
   """Fits Eq. 4 on loss_design and Eq. 5 on err_design; predicts every row and target."""
   rows = [dict(r) for r in rows]
   for r in rows:
-    if tasks and all(records.ACC_PREFIX + t in r for t in tasks):
+    if tasks and all(runs_table.ACC_PREFIX + t in r for t in tasks):
       r["err"] = task_subset.average_error(r, tasks)
   level = boot_cfg["level"]
   loss_rows = select_design(rows, loss_design)
@@ -178,7 +178,7 @@ def _predict_rows(rows, val_set, loss, error, level) -> list[dict]:
   loss_pred, err_pred = _chain(loss, error, _law_inputs(rows), level)
   out = []
   for i, r in enumerate(rows):
-    true_loss = r.get(records.LOSS_PREFIX + val_set)
+    true_loss = r.get(runs_table.LOSS_PREFIX + val_set)
     p = {"run": r["run"], "N": r["N"], "M": r["M"], "flops": r["flops"],
          "used_in_fit": r["run"] in loss.runs,
          "used_in_err_fit": error is not None and r["run"] in error.runs,

@@ -29,7 +29,7 @@ import numpy as np
 
 from scaling_jax import fit_study
 from scaling_jax import launch
-from scaling_jax import records
+from scaling_jax.runs import table as runs_table
 from scaling_jax.evals import task_subset
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import fit as fit_lib
@@ -115,9 +115,9 @@ def _mean_row(group: list[dict]) -> dict:
   row = dict(group[0], run=_spec(group[0]), seeds=len(group),
              final=all(r["final"] for r in group))
   for key in {k for r in group for k in r if k.startswith(
-      (records.LOSS_PREFIX, records.ACC_PREFIX, records.LOSS_CI_PREFIX))}:
+      (runs_table.LOSS_PREFIX, runs_table.ACC_PREFIX, runs_table.LOSS_CI_PREFIX))}:
     values = np.array([r.get(key, np.nan) for r in group], float)
-    if key.startswith(records.LOSS_CI_PREFIX):
+    if key.startswith(runs_table.LOSS_CI_PREFIX):
       row[key] = float(np.sqrt(np.sum(values**2)) / len(values))  # of the mean
     else:
       row[key] = float(np.mean(values))
@@ -127,7 +127,7 @@ def _mean_row(group: list[dict]) -> dict:
 def study_rows(rows) -> list[dict]:
   """One row per 'model@M': final rows of its runs, averaged over seeds."""
   groups = collections.defaultdict(list)
-  for row in records.final_rows(rows):
+  for row in runs_table.final_rows(rows):
     groups[_spec(row)].append(row)
   return [_mean_row(sorted(g, key=lambda r: r["run"])) for _, g in sorted(groups.items())]
 
@@ -247,7 +247,7 @@ def fit(config, workdir, *, train_seconds: float | None = None) -> fit_study.Stu
   start = time.time()
   study = study_config(config)
   runs_dir = pathlib.Path(workdir) / "runs"
-  all_rows = records.read_rows(runs_dir)
+  all_rows = runs_table.read_rows(runs_dir)
   rows = study_rows(all_rows)
   if not rows:
     raise fit_study.StudyError(f"no runs under {runs_dir}; train them first")

@@ -11,7 +11,7 @@ import time
 
 from scaling_jax import fit_study
 from scaling_jax.evals import task_subset
-from scaling_jax.importers import openlm_testbed
+from scaling_jax.runs import openlm_testbed
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.report import outputs

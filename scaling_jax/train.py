@@ -24,7 +24,7 @@ from scaling_jax import data
 from scaling_jax import event_log
 from scaling_jax import model as model_lib
 from scaling_jax import optim
-from scaling_jax import records
+from scaling_jax.runs import table as runs_table
 from scaling_jax import sharding
 from scaling_jax.evals import base as evals_base
 
@@ -108,7 +108,7 @@ class Program:
 def _recorded_steps(path: str) -> set[int]:
   if not os.path.exists(path):
     return set()
-  return {row["step"] for row in records.read_rows(path)}
+  return {row["step"] for row in runs_table.read_rows(path)}
 
 
 class _Reporter:
@@ -116,7 +116,7 @@ class _Reporter:
 
   def __init__(self, config, workdir, plan, cfg, dataset_name):
     self.plan, self.enabled = plan, jax.process_index() == 0
-    self.records_path = os.path.join(workdir, records.RECORDS_FILENAME)
+    self.records_path = os.path.join(workdir, runs_table.RECORDS_FILENAME)
     self.recorded = _recorded_steps(self.records_path)
     self.tb = event_log.EventLog(os.path.join(workdir, "tb")) if self.enabled else None
     self.base = dict(run=config.get("name") or os.path.basename(
@@ -143,7 +143,7 @@ class _Reporter:
     row = dict(self.base, step=step, tokens=tokens, flops=6.0 * self.base["N"] * tokens,
                final=step == self.plan.steps, **values)
     if self.enabled:
-      records.append_rows(self.records_path, [row])
+      runs_table.append_rows(self.records_path, [row])
       self.tb.scalars(step, values)
       logging.info("eval step %d: %s", step, values)
     return row

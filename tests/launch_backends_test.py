@@ -9,7 +9,7 @@ import types
 import pytest
 
 from scaling_jax import launch
-from scaling_jax import records
+from scaling_jax.runs import table as runs_table
 from scaling_jax.launch import devices
 from scaling_jax.launch import progress as progress_lib
 from scaling_jax.launch import slurm
@@ -26,7 +26,7 @@ def _launch_cfg(**fields):
 
 
 def _fake_train(unit_config, workdir):
-  records.append_rows(os.path.join(workdir, "records.jsonl"), [dict(
+  runs_table.append_rows(os.path.join(workdir, "records.jsonl"), [dict(
       run=unit_config.name, N=1, tokens=1, M=20.0, flops=6.0, step=1, final=True)])
 
 

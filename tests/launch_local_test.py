@@ -9,7 +9,7 @@ import textwrap
 import time
 
 from scaling_jax import launch
-from scaling_jax import records
+from scaling_jax.runs import table as runs_table
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,7 @@ def test_killed_sweep_resumes_and_finished_sweep_trains_nothing(tmp_path, capsys
   first.kill()
   first.wait()
   assert _wait_group_gone(first.pid), "a worker outlived the killed launcher"
-  assert not launch.units.sweep.is_finished(str(unit_dir))
+  assert not runs_table.is_finished(str(unit_dir))
 
   done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
   assert done.returncode == 0, done.stdout + done.stderr
@@ -84,7 +84,7 @@ def test_killed_sweep_resumes_and_finished_sweep_trains_nothing(tmp_path, capsys
   starts = _start_steps(unit_dir)
   assert len(starts) == 2 and starts[0] == 0
   assert starts[1] >= seen[-1], (starts, seen)  # lost at most one interval
-  rows = records.read_rows(unit_dir / "records.jsonl")
+  rows = runs_table.read_rows(unit_dir / "records.jsonl")
   steps = [r["step"] for r in rows]
   assert len(steps) == len(set(steps)) and rows[-1]["final"]
   assert steps == sorted(steps) and steps[-1] == rows[-1]["tokens"] // 2048

@@ -2,7 +2,7 @@
 
 Rows follow known laws (Eq. 4 for loss, Eq. 5 for the task-average error) with a
 little seeded noise, so the fit must recover held-out targets closely; the training
-side is replaced by rows written with records.append_rows, as the trainer writes them.
+side is replaced by rows written with runs_table.append_rows, as the trainer writes them.
 """
 import csv
 import json
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from scaling_jax import fit_study
-from scaling_jax import records
+from scaling_jax.runs import table as runs_table
 from scaling_jax import study as study_lib
 from scaling_jax.evals.icl import generators
 from scaling_jax.report import summary
@@ -59,7 +59,7 @@ def write_runs(workdir, specs, seeds=1, seed=0):
     model, m = spec.split("@")
     for s in range(seeds):
       rows = [_row(model, float(m), s, rng, f) for f in (0.5, 1.0)]
-      records.append_rows(workdir / "runs" / rows[0]["run"] / "records.jsonl", rows)
+      runs_table.append_rows(workdir / "runs" / rows[0]["run"] / "records.jsonl", rows)
 
 
 def make_config(num_resamples=64, **study_fields):
@@ -80,10 +80,10 @@ def fitted(tmp_path_factory):
   write_runs(workdir, LOSS_DESIGN + TARGETS + HELD_OUT)
   write_runs(workdir / "seeds", ["tiny-0@20"], seeds=1, seed=7)  # a second seed:
   for path in (workdir / "seeds" / "runs").rglob("records.jsonl"):  # rename its run
-    rows = records.read_rows(path)
+    rows = runs_table.read_rows(path)
     for r in rows:
       r.update(run="tiny-0_M20_s1", seed=1)
-    records.append_rows(workdir / "runs" / "tiny-0_M20_s1" / "records.jsonl", rows)
+    runs_table.append_rows(workdir / "runs" / "tiny-0_M20_s1" / "records.jsonl", rows)
   return workdir, study_lib.fit(make_config(), workdir)
 
 
@@ -110,12 +110,12 @@ def test_final_rows_and_seed_average(fitted):
   with (workdir / "report" / "predictions.csv").open() as f:
     table = {r["run"]: r for r in csv.DictReader(f)}
   assert len(table) == 8  # 9 runs, two of them seeds of one 'model@M'
-  finals = [r for r in records.read_rows(workdir / "runs")
+  finals = [r for r in runs_table.read_rows(workdir / "runs")
             if r["final"] and r["model"] == "tiny-0" and r["M"] == 20]
   assert len(finals) == 2
   mean = np.mean([r["loss/validation"] for r in finals])
   assert float(table["tiny-0@20"]["loss"]) == pytest.approx(mean)
-  one = [r for r in records.read_rows(workdir / "runs" / "tiny-2_M80_s0") if r["final"]]
+  one = [r for r in runs_table.read_rows(workdir / "runs" / "tiny-2_M80_s0") if r["final"]]
   assert float(table["tiny-2_M80_s0"]["loss"]) == pytest.approx(one[0]["loss/validation"])
 
 

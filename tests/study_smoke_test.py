@@ -6,7 +6,7 @@ same study): whichever runs first trains, the other finds every unit finished.
 import time
 
 import configs.grid as grid
-from scaling_jax import records
+from scaling_jax.runs import table as runs_table
 from scaling_jax import study
 
 NUM_RESAMPLES = 64  # intervals are checked, not their precision
@@ -38,10 +38,10 @@ def test_smoke_study_trains_fits_and_reports(tmp_path_factory):
 def test_second_run_trains_nothing_and_is_fast(tmp_path_factory):
   workdir = smoke_workdir(tmp_path_factory)
   study.run(smoke_config(), workdir)  # trains only if the test above did not run
-  rows = records.read_rows(workdir / "runs")
+  rows = runs_table.read_rows(workdir / "runs")
   start = time.time()
   study.run(smoke_config(), workdir)
   seconds = time.time() - start
-  assert records.read_rows(workdir / "runs") == rows
+  assert runs_table.read_rows(workdir / "runs") == rows
   assert "fit reused" in (workdir / "report" / "summary.md").read_text()
   assert seconds < 30, seconds  # about 5 s on 2 idle cores: launcher check + plots

@@ -9,7 +9,7 @@ import pytest
 from scaling_jax import checkpoint
 from scaling_jax import config_lib
 from scaling_jax import event_log
-from scaling_jax import records
+from scaling_jax.runs import table as runs_table
 from scaling_jax import train
 
 
@@ -48,7 +48,7 @@ def test_rows_have_runs_table_columns_and_loss_falls(full_run):
   workdir, rows = full_run
   assert [r["step"] for r in rows] == [8, 16, 26]
   assert [r["final"] for r in rows] == [False, False, True]
-  assert records.read_rows(os.path.join(workdir, "records.jsonl")) == rows
+  assert runs_table.read_rows(os.path.join(workdir, "records.jsonl")) == rows
   last = rows[-1]
   assert last["N"] == 43_680 and last["M"] == 0.15 and last["tokens"] == 26 * 256
   assert last["flops"] == 6 * 43_680 * 26 * 256
@@ -82,7 +82,7 @@ def test_killed_run_resumes_bit_identically_without_duplicate_rows(
                                  1).latest_step() == 12
   second = train.train_run(small_config(data_cache), workdir)
   assert [r["step"] for r in second] == [16, 26]
-  table = records.read_rows(os.path.join(workdir, "records.jsonl"))
+  table = runs_table.read_rows(os.path.join(workdir, "records.jsonl"))
   assert [r["step"] for r in table] == [8, 16, 26]
   for resumed, uninterrupted in zip(table, full_rows):
     for key in ("loss/validation", "loss/ood"):

@@ -11,7 +11,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from scaling_jax import records
+from scaling_jax.runs import table as runs_table
 
 
 def common_tasks(rows: Iterable[dict], baselines: Mapping[str, float]) -> list[str]:
@@ -19,7 +19,7 @@ def common_tasks(rows: Iterable[dict], baselines: Mapping[str, float]) -> list[s
   rows = list(rows)
   tasks = set(baselines)
   for row in rows:
-    tasks &= {k[len(records.ACC_PREFIX):] for k in row if k.startswith(records.ACC_PREFIX)}
+    tasks &= {k[len(runs_table.ACC_PREFIX):] for k in row if k.startswith(runs_table.ACC_PREFIX)}
   return sorted(tasks)
 
 
@@ -41,7 +41,7 @@ def select_tasks(rows: Iterable[dict], baselines: Mapping[str, float], *,
                      f"sizes present: {sizes}")
   keep = []
   for task in tasks:
-    best = max(r[records.ACC_PREFIX + task] for r in reference)
+    best = max(r[runs_table.ACC_PREFIX + task] for r in reference)
     if 100 * (best - baselines[task]) >= threshold_points:
       keep.append(task)
   return keep
@@ -52,7 +52,7 @@ def average_error(row: dict, tasks: Iterable[str]) -> float:
   tasks = list(tasks)
   if not tasks:
     raise ValueError("cannot average the error over an empty task list")
-  missing = [t for t in tasks if records.ACC_PREFIX + t not in row]
+  missing = [t for t in tasks if runs_table.ACC_PREFIX + t not in row]
   if missing:
     raise ValueError(f"run {row.get('run')!r} has no accuracy for task(s) {missing}")
-  return float(np.mean([1.0 - row[records.ACC_PREFIX + t] for t in tasks]))
+  return float(np.mean([1.0 - row[runs_table.ACC_PREFIX + t] for t in tasks]))

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from scaling_jax import records
+from scaling_jax.runs import table as runs_table
 
 
 def _duration(seconds: float) -> str:
@@ -33,9 +33,9 @@ def partial_flops(unit) -> float:
     steps = [int(d) for d in os.listdir(ckpt_dir) if d.isdigit()]
   tokens_per_step = unit.config.train.global_batch * unit.config.model.seq_len
   done = max(steps, default=0) * tokens_per_step
-  path = os.path.join(unit.workdir, records.RECORDS_FILENAME)
+  path = os.path.join(unit.workdir, runs_table.RECORDS_FILENAME)
   if os.path.exists(path):
-    done = max([done] + [r["tokens"] for r in records.read_rows(path)])
+    done = max([done] + [r["tokens"] for r in runs_table.read_rows(path)])
   return min(6.0 * unit.N * done, unit.flops)
 
 

@@ -13,7 +13,8 @@ import sys
 
 from scaling_jax import config_lib
 from scaling_jax import optim
-from scaling_jax import sweep
+from scaling_jax.launch import sweep
+from scaling_jax.runs import table as runs_table
 
 UNIT_CONFIG_FILENAME = "unit_config.json"
 
@@ -35,7 +36,7 @@ class WorkUnit:
     return f"{self.config.model.name}@{self.M:g}"
 
   def finished(self) -> bool:
-    return sweep.is_finished(self.workdir)
+    return runs_table.is_finished(self.workdir)
 
   def write_config(self) -> str:
     """Writes the unit's config as JSON into its directory (atomically)."""

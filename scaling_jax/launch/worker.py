@@ -56,11 +56,11 @@ def load_unit_config(run_dir: str):
 
 def train_units(run_dirs) -> int:
   """Trains each unfinished unit of `run_dirs` in turn; returns how many trained."""
-  from scaling_jax import sweep  # pylint: disable=g-import-not-at-top
+  from scaling_jax.runs import table as runs_table  # pylint: disable=g-import-not-at-top
   from scaling_jax import train  # pylint: disable=g-import-not-at-top
   trained = 0
   for run_dir in run_dirs:
-    if sweep.is_finished(run_dir):
+    if runs_table.is_finished(run_dir):
       continue
     train.train_run(load_unit_config(run_dir), run_dir)
     trained += 1

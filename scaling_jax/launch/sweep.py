@@ -16,10 +16,8 @@ finished and skipped, so re-running a killed sweep resumes it.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from scaling_jax import model as model_lib
-from scaling_jax import records
 
 _SHORT = {"dataset": "", "model": "", "tokens_per_param": "M", "seed": "s"}
 
@@ -113,14 +111,3 @@ def expand(config) -> list:
     raise ValueError(f"config.sweep gives several units the name(s) {duplicates}; "
                      f"add a 'name' or a distinguishing key to each override")
   return units
-
-
-def is_finished(run_dir: str) -> bool:
-  path = os.path.join(run_dir, records.RECORDS_FILENAME)
-  return os.path.exists(path) and any(r["final"] for r in records.read_rows(path))
-
-
-def run_sweep(config, workdir: str):
-  """Trains every unfinished unit with the configured launcher (see launch.run)."""
-  from scaling_jax import launch  # pylint: disable=g-import-not-at-top
-  return launch.run(config, workdir)

@@ -19,7 +19,7 @@ import json
 import math
 import pathlib
 
-from scaling_jax import records
+from scaling_jax.runs import table as runs_table
 
 SEQUENCE_LENGTH = 2048  # the testbed's training sequence length, for step counts
 
@@ -88,8 +88,8 @@ def _loss_columns(data: dict, path: pathlib.Path) -> dict:
     if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
       raise TestbedError(f"{path}: field '{where}.loss' ({name}) must be a finite "
                          f"number, got {loss!r}")
-    columns[records.LOSS_PREFIX + name] = float(loss)
-    for key, prefix in (("tokens", records.LOSS_CI_PREFIX), ("sequences", "loss_seq_ci/")):
+    columns[runs_table.LOSS_PREFIX + name] = float(loss)
+    for key, prefix in (("tokens", runs_table.LOSS_CI_PREFIX), ("sequences", "loss_seq_ci/")):
       lo, hi = result.get(f"loss_{key}_lower_95"), result.get(f"loss_{key}_upper_95")
       if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
         columns[prefix + name] = (float(hi) - float(lo)) / 2
@@ -105,7 +105,7 @@ def _accuracy_columns(path: pathlib.Path) -> dict:
     if isinstance(acc, bool) or not isinstance(acc, (int, float)) or not math.isfinite(acc):
       raise TestbedError(f"{path}: field 'eval_metrics.icl.{task}' must be a finite "
                          f"number, got {acc!r}")
-    columns[records.ACC_PREFIX + task] = float(acc)
+    columns[runs_table.ACC_PREFIX + task] = float(acc)
   return columns
 
 
@@ -146,7 +146,7 @@ def load_rows(testbed_dir) -> list[dict]:
     raise TestbedError(f"{models_dir} holds no *.json model files")
   rows = [_model_row(p, root / "evals") for p in paths]
   for row in rows:
-    records.validate_row(row, where=row["source"])
+    runs_table.validate_row(row, where=row["source"])
   return rows
 
 

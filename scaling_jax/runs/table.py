@@ -117,6 +117,17 @@ def final_rows(rows: Iterable[dict]) -> list[dict]:
   return list(latest.values())
 
 
+def is_finished(run_dir: str | os.PathLike) -> bool:
+  """Whether the run in `run_dir` has written its final row."""
+  path = pathlib.Path(run_dir) / RECORDS_FILENAME
+  return path.is_file() and any(r["final"] for r in _read_file(path))
+
+
+def run_key(row: dict) -> tuple[str, float]:
+  """(model, M): the point of the design a row measures; seeds of it share the key."""
+  return str(row.get("model")), float(row["M"])
+
+
 def metric_names(rows: Iterable[dict], prefix: str) -> list[str]:
   """Sorted names after `prefix` (e.g. LOSS_PREFIX) that appear in any row."""
   names = {k[len(prefix):] for row in rows for k in row if k.startswith(prefix)}

@@ -7,7 +7,7 @@ import pytest
 
 from scaling_jax import fit_study
 from scaling_jax.evals import task_subset
-from scaling_jax.importers import openlm_testbed
+from scaling_jax.runs import openlm_testbed
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
 

@@ -6,8 +6,8 @@ import pathlib
 import pytest
 
 from scaling_jax import launch
-from scaling_jax import records
-from scaling_jax import sweep
+from scaling_jax.runs import table as runs_table
+from scaling_jax.launch import sweep
 
 _GRID = pathlib.Path(__file__).resolve().parents[1] / "configs" / "grid.py"
 _spec = importlib.util.spec_from_file_location("grid_config", _GRID)
@@ -90,14 +90,14 @@ def test_finished_units_are_skipped(tmp_path, monkeypatch):
   units = sweep.expand(config)
   row = dict(run=units[0].name, N=1, tokens=1, M=20.0, flops=6.0, step=1,
              final=True)
-  records.append_rows(tmp_path / "runs" / units[0].name / "records.jsonl", [row])
+  runs_table.append_rows(tmp_path / "runs" / units[0].name / "records.jsonl", [row])
   trained = []
   def fake_train(unit, workdir):
     trained.append(unit.name)
-    records.append_rows(os.path.join(workdir, "records.jsonl"),
+    runs_table.append_rows(os.path.join(workdir, "records.jsonl"),
                         [dict(row, run=unit.name, final=True)])
 
   monkeypatch.setattr("scaling_jax.train.train_run", fake_train)
   sweep.run_sweep(config, str(tmp_path))
   assert trained == [u.name for u in units[1:]]
-  assert sweep.is_finished(os.path.join(tmp_path, "runs", units[0].name))
+  assert runs_table.is_finished(os.path.join(tmp_path, "runs", units[0].name))

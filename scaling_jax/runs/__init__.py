@@ -1,0 +1,1 @@
+"""The runs table and its sources (filled in by the one-flow refactor)."""
