@@ -19,11 +19,8 @@ with `--config.launch.backend=slurm --config.launch.max_parallel=16` (see
 scaling_jax/launch). `config.study` records the fit design and targets as
 'preset@M' names for the report.
 """
-import ml_collections
-
 from scaling_jax import config_lib
 from scaling_jax import model as model_lib
-from scaling_jax.launch import sweep
 
 # (preset, M) tables of the default variant: change a size here, in one line.
 # Sized so the whole study runs in well under 15 minutes on 2 CPU cores and every
@@ -57,21 +54,15 @@ PAPER_WARMUP = {"openlm-11m": 100, "openlm-79m": 400, "openlm-154m": 400,
 _PAPER_LOSS = ("openlm-11m@20", "openlm-79m@20", "openlm-154m@20",
                "openlm-411m@20", "openlm-11m@320")
 
-_KNOBS = ("smoke", "paper", "seeds")
+# Variants after the colon: `configs/grid.py:smoke`, `:paper`, `:seeds=3`.
+_KNOBS = dict(smoke=False, paper=False, seeds=1)
 
 
 def _parse(arg: str) -> dict:
-  out = {}
-  for item in filter(None, (arg or "").split(",")):
-    key, _, value = item.partition("=")
-    out[key.strip()] = value.strip() if value else True
-  unknown = sorted(set(out) - set(_KNOBS))
-  if unknown:
-    raise ValueError(f"configs/grid.py: unknown variant(s) {unknown}; known: "
-                     f"smoke, paper, seeds=K")
-  if out.get("smoke") and out.get("paper"):
+  variant = config_lib.parse_arg(arg, _KNOBS, "configs/grid.py")
+  if variant["smoke"] and variant["paper"]:
     raise ValueError("configs/grid.py: choose one of 'smoke' and 'paper'")
-  return out
+  return variant
 
 
 def _label(preset: str, multiplier) -> str:
@@ -96,60 +87,35 @@ def paper_sweep() -> list[dict]:
   units += [dict(dataset=d, model=p, tokens_per_param=float(m))
             for d, p, m in PAPER_LARGE]
   for unit in units:
+    # The released batch and warmup (in steps) of each size. The 411m run at M = 5
+    # was released with 2000 warmup steps of its 1963: it never reaches its decay.
     unit["train.global_batch"] = PAPER_BATCH[unit["model"]]
-    unit["optim.warmup_fraction"] = _warmup_fraction(unit)
+    unit["optim.warmup_steps"] = PAPER_WARMUP[unit["model"]]
   return units
 
 
-def _warmup_fraction(unit: dict) -> float:
-  """The released warmup (in steps) as a fraction of this run's steps.
-
-  The 411m run at M = 5 was released with 2000 warmup steps of its 1963: the
-  fraction is clipped to 0.99 (config_lib requires < 1).
-  """
-  n = model_lib.num_params(model_lib.preset(unit["model"]))
-  steps = unit["tokens_per_param"] * n / (PAPER_BATCH[unit["model"]] * 2048)
-  return round(min(PAPER_WARMUP[unit["model"]] / steps, 0.99), 6)
-
-
 def _tables(variant: dict):
-  if variant.get("smoke"):
+  if variant["smoke"]:
     return SMOKE_FIT_UNITS, SMOKE_TARGET_UNITS
   return FIT_UNITS, TARGET_UNITS
 
 
 def get_sweep(variant: dict | None = None) -> list[dict]:
-  """Override dicts, one per unit (see scaling_jax/sweep.py for the keys)."""
-  variant = variant or {}
-  seeds = range(int(variant.get("seeds", 1)))
-  if variant.get("paper"):
+  """Override dicts, one per unit (see scaling_jax/launch/sweep.py for the keys)."""
+  variant = dict(_KNOBS, **(variant or {}))
+  seeds = range(variant["seeds"])
+  if variant["paper"]:
     units = paper_sweep()
   else:
     fit, targets = _tables(variant)
     units = [dict(model=p, tokens_per_param=float(m)) for p, m in fit + targets]
-  units = [dict(u, seed=s) for u in units for s in seeds]
-  for unit in units:
-    # Per-size hyperparameters stay out of the run's name.
-    named = {k: unit[k] for k in ("dataset", "model", "tokens_per_param", "seed")
-             if k in unit}
-    unit["name"] = sweep.unit_name(named)
-  return units
+  return [dict(u, seed=s) for u in units for s in seeds]
 
 
-def _study(loss_design, err_design, targets) -> ml_collections.ConfigDict:
-  try:
-    from scaling_jax import study  # pylint: disable=g-import-not-at-top
-  except ModuleNotFoundError as e:
-    if e.name != "scaling_jax.study":
-      raise
-    study = None
-  cfg = (study.default_study_config() if study is not None
-         and hasattr(study, "default_study_config") else ml_collections.ConfigDict())
-  with cfg.unlocked():
-    cfg.loss_design = list(loss_design)
-    cfg.err_design = list(err_design)
-    cfg.targets = list(targets)
-  return cfg
+def _designs(config, loss_design, err_design, targets) -> None:
+  config.study.loss_design = list(loss_design)
+  config.study.err_design = list(err_design)
+  config.study.targets = list(targets)
 
 
 def _paper_config(config) -> None:
@@ -159,13 +125,13 @@ def _paper_config(config) -> None:
   config.model.z_loss = 1e-4
   config.model.compute_dtype = "bfloat16"
   config.optim.update(dict(peak_lr=3e-3, final_lr=3e-5, weight_decay=0.033,
-                           beta2=0.95, warmup_fraction=0.05))
+                           beta2=0.95))
   # The GPT-NeoX tokenizer (vocab 50432 with padding); set its path here.
   config.data.tokenizer = "hf"
   config.data.hf.path = ""
   # Where each training set lives on the cluster: a seqio task, a TFDS name or a
   # file glob (config.data fields). Override e.g. --config.datasets.rpj.files.path.
-  config.datasets = ml_collections.ConfigDict(dict(
+  config.datasets.update(dict(
       c4=dict(source="tfds", tfds=dict(name="c4/en:3.0.1")),
       rpj=dict(source="files", files=dict(path="")),
       rw=dict(source="tfds", tfds=dict(name="refinedweb")),
@@ -178,21 +144,19 @@ def _paper_config(config) -> None:
 def get_config(arg: str = ""):
   variant = _parse(arg)
   config = config_lib.default_config()
-  config.job = "study"
-  from scaling_jax import launch  # pylint: disable=g-import-not-at-top
-  config.launch = launch.default_launch_config()
-  if variant.get("paper"):
+  if variant["paper"]:
     _paper_config(config)
     loss = _PAPER_LOSS
-    config.study = _study(loss, loss + ("openlm-1b@20",),
-                          ("openlm-1b@640", "openlm-7b@20"))
+    _designs(config, loss, loss + ("openlm-1b@20",), ("openlm-1b@640", "openlm-7b@20"))
+    # Judge tasks on the 154M runs, as the paper does (there: the 0.154B models).
+    config.study.subset.reference_model = "openlm-154m"
   else:
     table, targets = _tables(variant)
     loss = [_label(p, m) for p, m in table]
     # No larger M = 20 run outside the targets here, so the error law uses the
     # loss law's runs (the paper adds its 1.4B model).
-    config.study = _study(loss, loss, [_label(p, m) for p, m in targets])
-  if variant.get("smoke"):
+    _designs(config, loss, loss, [_label(p, m) for p, m in targets])
+  if variant["smoke"]:
     config.train.eval_every_tokens = 150_000
     config.evals.val.max_tokens = 32768
     config.evals.icl.examples_per_task = 20

@@ -1,6 +1,12 @@
-"""The one place for quantities derived from a run's config.
+"""The whole default config tree, the one variant parser, and the run's plan.
 
-N is counted from the model's real parameter tree (`model.num_params`, which the
+`default_config()` builds every section from its owner's defaults (model presets,
+data, evals, launch, study, runs); study configs (configs/*.py) start from it, and
+main.py locks it, so a misspelt override fails at once with ml_collections' own
+"did you mean" hint. `parse_arg` reads the text after the colon of
+`--config=configs/x.py:arg`.
+
+`plan()` is the one place for quantities derived from a run's config. N is counted from the model's real parameter tree (`model.num_params`, which the
 tests hold equal to it); the run's length follows from N and the token multiplier
 M: tokens = M x N, steps = tokens / (global_batch x seq_len). Every cadence given
 in tokens becomes steps here, so nothing else converts units.
@@ -14,6 +20,7 @@ import math
 import ml_collections
 
 from scaling_jax import model as model_lib
+from scaling_jax.runs import table as runs_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +39,11 @@ class RunPlan:
   def tokens(self) -> int:
     """Tokens the run trains on (the plan rounded to whole steps)."""
     return self.steps * self.tokens_per_step
+
+  @property
+  def flops(self) -> float:
+    """Training FLOPs of the whole run, as the runs table counts them."""
+    return runs_table.training_flops(self.num_params, self.tokens)
 
   def tokens_at(self, step: int) -> int:
     return step * self.tokens_per_step
@@ -69,15 +81,12 @@ def plan(config) -> RunPlan:
   tokens_per_step = train.global_batch * cfg.seq_len
   steps = tokens_to_steps(train.tokens_per_param * n, tokens_per_step,
                           "train.tokens_per_param")
-  if not 0 <= config.optim.warmup_fraction < 1:
-    raise ValueError(f"config.optim.warmup_fraction must be in [0, 1), got "
-                     f"{config.optim.warmup_fraction!r}")
   return RunPlan(
       num_params=n,
       tokens_per_param=float(train.tokens_per_param),
       tokens_per_step=tokens_per_step,
       steps=steps,
-      warmup_steps=math.ceil(config.optim.warmup_fraction * steps),
+      warmup_steps=_warmup_steps(config.optim, steps, tokens_per_step),
       eval_every_steps=min(steps, tokens_to_steps(
           train.eval_every_tokens, tokens_per_step, "train.eval_every_tokens")),
       checkpoint_every_steps=tokens_to_steps(
@@ -85,6 +94,28 @@ def plan(config) -> RunPlan:
           "train.checkpoint_every_tokens"),
       flops_per_token=model_lib.flops_per_token(cfg),
   )
+
+
+def _warmup_steps(optim, steps: int, tokens_per_step: int) -> int:
+  """Warmup from whichever of warmup_steps, warmup_tokens, warmup_fraction is set.
+
+  Steps or tokens (> 0) take precedence over the fraction, so a study can give the
+  released warmup of each size without re-deriving the run's steps itself.
+  """
+  given = [k for k in ("warmup_steps", "warmup_tokens") if optim.get(k, 0)]
+  if len(given) > 1:
+    raise ValueError("config.optim sets both warmup_steps and warmup_tokens; keep one")
+  if given == ["warmup_steps"]:
+    if not isinstance(optim.warmup_steps, int) or optim.warmup_steps < 0:
+      raise ValueError(f"config.optim.warmup_steps must be a non-negative int, got "
+                       f"{optim.warmup_steps!r}")
+    return optim.warmup_steps
+  if given == ["warmup_tokens"]:
+    return tokens_to_steps(optim.warmup_tokens, tokens_per_step, "optim.warmup_tokens")
+  if not 0 <= optim.warmup_fraction < 1:
+    raise ValueError(f"config.optim.warmup_fraction must be in [0, 1), got "
+                     f"{optim.warmup_fraction!r}")
+  return math.ceil(optim.warmup_fraction * steps)
 
 
 def eval_steps(run_plan: RunPlan) -> list[int]:
@@ -116,19 +147,55 @@ def to_json(config) -> str:
   return json.dumps(config, sort_keys=True, default=str)
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """Every field of a training config, each with its one default.
+def parse_arg(arg: str, knobs: dict, where: str) -> dict:
+  """The text after the colon, 'key=value,flag,...', over `knobs` (name -> default).
 
-  Study configs (configs/*.py) start here and change what they need.
+  Values take the type of their default (a bare flag sets a bool knob to True);
+  unknown names and values of the wrong type fail naming `where` (the config file).
   """
+  out = dict(knobs)
+  for item in filter(None, (arg or "").split(",")):
+    key, has_value, value = (part.strip() for part in item.partition("="))
+    if key not in knobs:
+      raise ValueError(f"{where}: unknown variant {key!r} in {arg!r}; known: "
+                       f"{', '.join(knobs)}")
+    default = knobs[key]
+    if isinstance(default, bool):
+      if has_value and value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"{where}: variant {key!r} is a flag; write '{key}' or "
+                         f"'{key}=false'")
+      out[key] = not has_value or value.lower() in ("true", "1")
+    else:
+      try:
+        out[key] = type(default)(value)
+      except ValueError:
+        raise ValueError(f"{where}: variant {key}={value!r} must be a "
+                         f"{type(default).__name__}") from None
+  return out
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every field of a study, each with its one default, from its owner.
+
+  A study config (configs/*.py) starts here and changes what it needs; a single
+  training run reads model, data, train, optim, mesh, distributed and evals; the
+  study job adds sweep, launch, runs and study.
+  """
+  # Imported here: each owner's defaults pull in its package, which a caller that
+  # only plans runs does not need. None of these imports config_lib back.
   from scaling_jax import data  # pylint: disable=g-import-not-at-top
+  from scaling_jax import evals  # pylint: disable=g-import-not-at-top
+  from scaling_jax import fitting  # pylint: disable=g-import-not-at-top
+  from scaling_jax import runs  # pylint: disable=g-import-not-at-top
+  from scaling_jax.launch import options as launch_options  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict()
-  config.job = "study"
   config.name = ""  # run name in the runs table; '' -> the workdir's basename
   config.seed = 0
   config.dataset = ""  # the runs table's dataset column; '' -> config.data.source
   config.model = dataclasses.asdict(model_lib.preset("tiny-3"))
   config.data = data.default_data_config()
+  # Partial data configs by name, for sweeps over datasets (launch/sweep.py).
+  config.datasets = ml_collections.ConfigDict()
   config.train = dict(
       tokens_per_param=20.0,  # M = D / N
       global_batch=16,  # sequences per step, all processes together
@@ -138,20 +205,18 @@ def default_config() -> ml_collections.ConfigDict:
       log_every_steps=50,
       stop_after_steps=0,  # >0: stop (with a checkpoint) after this many steps
   )
-  config.optim = dict(peak_lr=3e-3, final_lr=3e-5, warmup_fraction=0.05,
-                      beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.033,
-                      grad_clip=1.0)
+  config.optim = dict(peak_lr=3e-3, final_lr=3e-5, beta1=0.9, beta2=0.95, eps=1e-8,
+                      weight_decay=0.033, grad_clip=1.0,
+                      # Warmup: steps or tokens (> 0) win over the fraction.
+                      warmup_fraction=0.05, warmup_steps=0, warmup_tokens=0)
   config.mesh = dict(data=-1, fsdp=1, tensor=1)  # -1: the devices left over
   config.distributed = dict(
       initialize=False,  # call jax.distributed.initialize (multi-host)
       coordinator_address="",  # '' -> let JAX detect the cluster
       num_processes=1, process_id=0)
-  config.evals = dict(
-      val=dict(kind="val_loss", splits=("validation", "ood"), max_tokens=65536,
-               batch_size=16),
-      # The embedded in-context tasks (scaling_jax/evals/icl); acc/<task> columns
-      # feed the downstream-error law. Same batch shape as `val`, so both reuse one
-      # compiled forward pass (a compile costs more than a tiny model's evaluation).
-      icl=dict(kind="icl", suite="embedded", examples_per_task=50, batch_size=16))
-  config.sweep = []  # override dicts, one per unit (see sweep.py)
+  config.evals = evals.default_evals_config()
+  config.sweep = []  # override dicts, one per unit (see launch/sweep.py)
+  config.launch = launch_options.default_launch_config()
+  config.runs = runs.default_runs_config()
+  config.study = fitting.default_study_config()
   return config

@@ -4,8 +4,9 @@ r"""Command line: run a study from an ml-collections config.
   python -m scaling_jax.main --config=configs/testbed.py:train=rpj \
       --config.testbed_dir=../shared/data/openlm_testbed --workdir=OUT
 
-Flags live here only; everything else is `scaling_jax.pipeline.run(config, workdir)`,
-which notebooks call directly.
+Flags live here only; everything else is `scaling_jax.study.run(config, workdir)`,
+which notebooks call directly. The config is locked, so an override of a field it
+lacks fails with ml_collections' own message and its "did you mean" hint.
 """
 from absl import app
 from absl import flags
@@ -17,27 +18,33 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def _parse_flags(argv):
-  """absl parsing, with a plain message for overrides of fields that do not exist.
+def _message(error: BaseException) -> str:
+  """ml_collections' own text (with its "did you mean"), unwrapped from the
+  KeyError it wraps in an AttributeError."""
+  while error.args and isinstance(error.args[0], BaseException):
+    error = error.args[0]
+  return str(error.args[0]) if error.args else str(error)
 
-  ml_collections raises a bare KeyError/AttributeError from deep inside flag parsing;
-  a user needs the flag and the field instead of that traceback.
+
+def _parse_flags(argv):
+  """absl parsing; an override of a field the config lacks ends in one message.
+
+  ml_collections raises it from deep inside flag parsing: the user needs the flag
+  and ml_collections' own hint, not the traceback.
   """
   try:
     return flags.FLAGS(argv)
   except (KeyError, AttributeError) as e:
-    field = str(e).strip("\"'")
-    culprits = [a for a in argv[1:] if a.startswith("--config.") and field in a]
-    raise SystemExit(f"error: {culprits or argv[1:]} sets config field {field!r}, which "
-                     f"the config does not have; check the name against the config "
-                     f"file's fields") from None
+    overrides = [a for a in argv[1:] if a.startswith("--config.")]
+    raise SystemExit(f"error: the config has no field {_message(e)}\n"
+                     f"  (overrides given: {' '.join(overrides)})") from None
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from scaling_jax import pipeline  # imported late so --help stays fast
-  pipeline.run(_CONFIG.value, _WORKDIR.value)
+  from scaling_jax import study  # imported late so --help stays fast
+  study.run(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

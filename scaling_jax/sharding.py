@@ -71,7 +71,8 @@ def make_mesh(mesh_config, devices=None) -> Mesh:
     raise ValueError(
         f"config.mesh {sizes} needs {total} devices but {len(devices)} are "
         f"available; make data x fsdp x tensor equal {len(devices)} (or set "
-        f"config.mesh.data = -1)")
+        f"config.mesh.data = -1), or, for a sweep on CPU, give each unit {total} host "
+        f"devices with --config.launch.cpu_devices_per_unit={total}")
   shape = tuple(sizes[a] for a in MESH_AXES)
   try:
     from jax.experimental import mesh_utils  # pylint: disable=g-import-not-at-top

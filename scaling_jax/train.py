@@ -140,7 +140,8 @@ class _Reporter:
 
   def eval_row(self, step: int, values: dict) -> dict:
     tokens = self.plan.tokens_at(step)
-    row = dict(self.base, step=step, tokens=tokens, flops=6.0 * self.base["N"] * tokens,
+    row = dict(self.base, step=step, tokens=tokens,
+               flops=runs_table.training_flops(self.base["N"], tokens),
                final=step == self.plan.steps, **values)
     if self.enabled:
       runs_table.append_rows(self.records_path, [row])

@@ -1,7 +1,7 @@
 """The notebooks in colabs/ execute top to bottom on tiny settings (nbclient).
 
 Settings reach the kernel through the environment variables their parameter cells
-read; the quickstart shares its workdir with tests/study_smoke_test.py.
+read; each notebook gets a workdir of its own.
 """
 import pathlib
 
@@ -41,8 +41,8 @@ def test_committed_without_outputs(name):
       assert not cell.outputs and cell.execution_count is None
 
 
-def test_quickstart_runs_the_smoke_study(tmp_path_factory, monkeypatch):
-  workdir = tmp_path_factory.getbasetemp() / "smoke_study"
+def test_quickstart_runs_the_smoke_study(tmp_path, monkeypatch):
+  workdir = tmp_path / "smoke_study"
   notebook = _execute("quickstart.ipynb", monkeypatch, SCALING_JAX_WORKDIR=workdir,
                       SCALING_JAX_RESAMPLES=NUM_RESAMPLES)
   text = _text(notebook)
@@ -56,4 +56,5 @@ def test_testbed_notebook_reproduces_figure_1(testbed_dir, tmp_path, monkeypatch
   text = _text(notebook)
   # Table 6 is asserted inside the notebook; here, that both panels were drawn.
   assert "fitted" in text and "2 Axes" in text
-  assert (tmp_path / "loss_vs_compute.png").is_file()
+  assert (tmp_path / "report" / "loss_vs_compute.png").is_file()
+  assert (tmp_path / "report" / "summary.md").is_file()

@@ -3,6 +3,7 @@
 Eight fake CPU devices let the sharding tests build real meshes on one CPU; the flag
 must be set before JAX initialises its backend, hence here, before any test imports.
 """
+import importlib.util
 import os
 import pathlib
 
@@ -24,3 +25,19 @@ def testbed_dir() -> pathlib.Path:
       pytest.fail(message + " (CI requires it: ../shared must sit beside the clone)")
     pytest.skip(message)
   return TESTBED_DIR
+
+
+def load_config_module(name: str):
+  """The module of configs/<name>.py (e.g. 'grid', 'tasks/embedded'), freshly loaded."""
+  path = REPO_ROOT / "configs" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(f"config_{name.replace('/', '_')}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def load_config(name: str, arg: str = ""):
+  """`get_config(arg)` of configs/<name>.py, locked as main.py locks it."""
+  config = load_config_module(name).get_config(arg)
+  config.lock()
+  return config

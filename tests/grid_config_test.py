@@ -1,15 +1,12 @@
 """configs/grid.py: the design tables, the paper's 104 runs, config.study."""
 import collections
-import importlib.util
-import pathlib
+import json
 
+from conftest import load_config_module
 from scaling_jax import launch
 from scaling_jax import model as model_lib
 
-_GRID = pathlib.Path(__file__).resolve().parents[1] / "configs" / "grid.py"
-_spec = importlib.util.spec_from_file_location("grid_config", _GRID)
-grid = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(grid)
+grid = load_config_module("grid")
 
 
 def _compute(preset, multiplier):
@@ -49,15 +46,25 @@ def test_paper_variant_is_the_released_104_runs():
   assert ("c4", "openlm-411m@640") not in by_label
   big = by_label[("rpj", "openlm-1b@640")]
   assert big.N == 1_439_795_200 and big.config.train.global_batch == 256
+  assert big.config.optim.warmup_steps == 5000
   assert big.config.model.seq_len == 2048 and big.config.model.vocab_size == 50432
   assert by_label[("c4", "openlm-11m@20")].config.train.global_batch == 64
   assert config.study.err_design[-1] == "openlm-1b@20"
 
 
-def test_paper_dry_run_lists_units_and_prepares_nothing(tmp_path, capsys):
+def test_paper_dry_run_writes_each_units_config_and_trains_nothing(tmp_path, capsys):
   config = grid.get_config("paper")
   config.launch.dry_run = True
   units = launch.run(config, str(tmp_path))
   out = capsys.readouterr().out
   assert len(units) == 104 and "104 units" in out and "rpj_openlm-1b_M640_s0" in out
-  assert not (tmp_path / "runs").exists()
+  written = sorted((tmp_path / "runs").glob("*/unit_config.json"))
+  assert len(written) == 104
+  assert not list((tmp_path / "runs").glob("*/records.jsonl"))
+  for path in written:  # the file the workers read
+    unit = json.loads(path.read_text())
+    assert unit["model"]["compute_dtype"] == "bfloat16", path
+  assert unit["name"] == path.parent.name
+  # The fields where units differ are listed; shared ones are not.
+  assert "model.width:" in out and "optim.warmup_steps:" in out
+  assert "model.compute_dtype" not in out

@@ -156,7 +156,7 @@ def test_embedded_suite_config():
   assert cfg.kind == "icl" and cfg.examples_per_task == 5
   ev = icl.make_icl_evaluator(cfg, Dataset(), documents=[_CODE * 3])
   assert ev.tasks
-  with pytest.raises(ValueError, match="unknown knob"):
+  with pytest.raises(ValueError, match="unknown variant"):
     _load_config("embedded").get_config("exmaples=5")
 
 

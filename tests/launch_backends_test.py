@@ -1,5 +1,4 @@
 """Launcher pieces: device slices, config.launch, XManager and SLURM backends."""
-import importlib.util
 import io
 import os
 import pathlib
@@ -8,21 +7,29 @@ import types
 
 import pytest
 
+from conftest import load_config_module
 from scaling_jax import launch
+from scaling_jax.launch import options
 from scaling_jax.runs import table as runs_table
 from scaling_jax.launch import devices
 from scaling_jax.launch import progress as progress_lib
 from scaling_jax.launch import slurm
 from scaling_jax.launch import xm_backend
 
-_GRID = pathlib.Path(__file__).resolve().parents[1] / "configs" / "grid.py"
-_spec = importlib.util.spec_from_file_location("grid_config", _GRID)
-grid = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(grid)
+grid = load_config_module("grid")
 
 
 def _launch_cfg(**fields):
-  return launch.resolve_launch_config(fields)
+  """config.launch with `fields` set as a study config or flag would set them."""
+  launch_cfg = options.default_launch_config()
+  launch_cfg.lock()
+  for key, value in fields.items():
+    if isinstance(value, dict):
+      launch_cfg[key].update(value)
+    else:
+      launch_cfg[key] = value
+  options.check_launch_config(launch_cfg)
+  return launch_cfg
 
 
 def _fake_train(unit_config, workdir):
@@ -31,9 +38,12 @@ def _fake_train(unit_config, workdir):
 
 
 def test_launch_config_rejects_unknown_fields_and_values():
-  with pytest.raises(ValueError, match="config.launch has no field 'paralel'"):
+  # A locked config refuses unknown fields as they are set, with a suggestion.
+  with pytest.raises(KeyError, match='"paralel" does not exist'):
     _launch_cfg(paralel=2)
-  with pytest.raises(ValueError, match=r"config.launch.slurm has no field.*'queue'"):
+  with pytest.raises(KeyError, match="Did you mean.*max_parallel"):
+    _launch_cfg(max_paralel=2)
+  with pytest.raises((AttributeError, KeyError), match="queue"):
     _launch_cfg(slurm=dict(queue="gpu"))
   with pytest.raises(ValueError, match="max_parallel must be a positive int"):
     _launch_cfg(max_parallel=0)
@@ -100,10 +110,24 @@ def test_xm_lanes_and_submission_with_a_fake_xmanager(tmp_path, monkeypatch):
   assert all(u.finished() for u in units)
 
 
-def test_xm_backend_with_real_xmanager_imports():
-  xm_pkg = pytest.importorskip("xmanager")
-  from xmanager import xm, xm_local  # pylint: disable=import-outside-toplevel
-  assert xm_pkg and callable(xm.binary) and callable(xm_local.create_experiment)
+@pytest.mark.parametrize("max_parallel,gpus", [(2, []), (4, list("0123")), (2, list("01234567"))])
+def test_xm_job_specs_run_every_unit_once_on_disjoint_device_slices(
+    tmp_path, monkeypatch, max_parallel, gpus):
+  units = launch.build_units(grid.get_config("paper"), str(tmp_path))
+  monkeypatch.setattr(devices, "visible_gpus", lambda: gpus)
+  specs = xm_backend.job_specs(units, _launch_cfg(backend="xm_local",
+                                                  max_parallel=max_parallel))
+  assert len(specs) == max_parallel
+  # Every unit exactly once, as the worker's arguments, in its own lane's list.
+  assert sorted(a for s in specs for a in s.args) == sorted(u.workdir for u in units)
+  for spec in specs:
+    assert spec.args == [u.workdir for u in spec.units]
+  # Lanes share no device: no GPU or CPU appears in two lanes.
+  key = "CUDA_VISIBLE_DEVICES" if gpus else "SCALING_JAX_CPUS"
+  owned = [set(s.env_vars[key].split(",")) for s in specs if s.env_vars.get(key)]
+  assert sum(len(o) for o in owned) == len(set().union(*owned))
+  if gpus:
+    assert len(owned) == max_parallel
 
 
 def test_slurm_through_submitit_debug_executor(tmp_path, monkeypatch):
@@ -111,7 +135,7 @@ def test_slurm_through_submitit_debug_executor(tmp_path, monkeypatch):
   config = grid.get_config("smoke")
   config.launch.update(dict(backend="slurm", max_parallel=2))
   config.launch.slurm.update(dict(cluster="debug", partition="gpu", qos="high"))
-  params = slurm.executor_parameters(launch.resolve_launch_config(config.launch), 2)
+  params = slurm.executor_parameters(config.launch, 2)
   assert params["slurm_partition"] == "gpu" and params["slurm_qos"] == "high"
   assert params["slurm_array_parallelism"] == 2 and "slurm_account" not in params
   config.data.cache_dir = str(tmp_path / "cache")

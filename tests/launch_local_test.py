@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 from scaling_jax import launch
 from scaling_jax.runs import table as runs_table
@@ -100,3 +101,13 @@ def test_killed_sweep_resumes_and_finished_sweep_trains_nothing(tmp_path, capsys
   assert len(units) == 1 and units[0].finished()
   assert {p: p.stat().st_size for p in workdir.rglob("*.jsonl")} == sizes
   assert "started" not in capsys.readouterr().err
+
+
+def test_resume_is_advised_only_where_it_helps(tmp_path):
+  """A unit stopped from outside resumes; one that raised needs a fix first."""
+  from scaling_jax.launch import local, worker  # pylint: disable=import-outside-toplevel
+  unit = types.SimpleNamespace(workdir=str(tmp_path), finished=lambda: False)
+  for code in (-9, -15, worker.INTERRUPTED_EXIT, 0):
+    assert local.RESUMES in local.unfinished_reason(unit, code), code
+  raised = local.unfinished_reason(unit, 1)
+  assert local.RESUMES not in raised and "fix the cause" in raised

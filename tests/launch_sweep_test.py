@@ -1,23 +1,19 @@
 """Sweep expansion, unit names, config errors and skipping finished units."""
-import importlib.util
 import os
-import pathlib
 
 import pytest
 
+from conftest import load_config
+from conftest import load_config_module
 from scaling_jax import launch
-from scaling_jax.runs import table as runs_table
 from scaling_jax.launch import sweep
+from scaling_jax.runs import table as runs_table
 
-_GRID = pathlib.Path(__file__).resolve().parents[1] / "configs" / "grid.py"
-_spec = importlib.util.spec_from_file_location("grid_config", _GRID)
-grid = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(grid)
+grid = load_config_module("grid")
 
 
 def test_grid_default_and_smoke_variants():
   config = grid.get_config("")
-  assert config.job == "study"
   names = [u.name for u in sweep.expand(config)]
   assert names[:4] == [f"{p}_M{m}_s0" for p, m in grid.FIT_UNITS[:4]]
   assert {f"{p}_M{m}_s0" for p, m in grid.TARGET_UNITS} <= set(names)
@@ -52,6 +48,10 @@ def test_unit_config_applies_overrides():
   assert unit.model.name == "tiny-3" and unit.model.width == 64
   assert unit.train.tokens_per_param == 40.0 and unit.seed == 2
   assert unit.optim.peak_lr == 1e-3 and unit.name == "tiny-3_M40_s2_peak_lr=0.001"
+  names = sweep.unit_names([dict(model="tiny-1", **{"optim.peak_lr": lr})
+                            for lr in (1e-3, 3e-3)] + [dict(model="tiny-2", seed=0)])
+  # Dotted keys name a unit only where they tell it apart from its siblings.
+  assert names == ["tiny-1_peak_lr=0.001", "tiny-1_peak_lr=0.003", "tiny-2_s0"]
   assert config.model.name == "tiny-3"  # the parent config is untouched default
 
 
@@ -98,6 +98,33 @@ def test_finished_units_are_skipped(tmp_path, monkeypatch):
                         [dict(row, run=unit.name, final=True)])
 
   monkeypatch.setattr("scaling_jax.train.train_run", fake_train)
-  sweep.run_sweep(config, str(tmp_path))
+  launch.run(config, str(tmp_path))
   assert trained == [u.name for u in units[1:]]
   assert runs_table.is_finished(os.path.join(tmp_path, "runs", units[0].name))
+
+
+@pytest.mark.parametrize("arg", ["paper", ""])
+def test_explicit_model_fields_survive_the_preset_of_every_unit(arg):
+  """A preset lies under the config's explicit model fields (flags included)."""
+  config = load_config("grid", arg)
+  config.model.compute_dtype = "bfloat16"  # as --config.model.compute_dtype=bfloat16
+  config.model.z_loss = 3e-4
+  units = sweep.expand(config)
+  assert len(units) > 1
+  for unit in units:
+    assert unit.model.compute_dtype == "bfloat16" and unit.model.z_loss == 3e-4
+    assert unit.model.name in unit.name  # the preset still picks the shape
+  widths = {u.model.name: u.model.width for u in units}
+  assert len(set(widths.values())) == len(widths) > 1
+
+
+def test_paper_units_train_in_bfloat16_by_default():
+  for unit in sweep.expand(load_config("grid", "paper")):
+    assert unit.model.compute_dtype == "bfloat16" and unit.model.seq_len == 2048
+    assert unit.model.vocab_size == 50432
+
+
+def test_a_leaf_override_lands_on_the_units_preset():
+  config = load_config("grid", "smoke")
+  unit = sweep.unit_config(config, {"model.z_loss": 0.0, "model": "tiny-1"})
+  assert unit.model.z_loss == 0.0 and unit.model.name == "tiny-1"

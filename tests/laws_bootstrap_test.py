@@ -59,3 +59,38 @@ def test_unknown_method_is_named():
   result = fit_lib.fit(forms.POWER, X, _power(TRUE))
   with pytest.raises(ValueError, match="unknown bootstrap method 'jackknife'"):
     bootstrap_lib.bootstrap(result, method="jackknife")
+
+
+def _boot_cfg(**fields):
+  import ml_collections
+  return ml_collections.ConfigDict(dict(dict(method="residual", num_resamples=1000, seed=0,
+                                             level=0.95), **fields))
+
+
+@pytest.mark.parametrize("num_resamples", [0, -5, 1, 2.5])
+def test_config_with_fewer_than_two_resamples_is_refused(num_resamples):
+  problem = bootstrap_lib.config_problem(_boot_cfg(num_resamples=num_resamples), "bootstrap")
+  assert problem is not None and "'bootstrap.num_resamples'" in problem and ">= 2" in problem
+  assert bootstrap_lib.config_problem(_boot_cfg(num_resamples=2), "bootstrap") is None
+
+
+@pytest.mark.parametrize("num_resamples", [0, -5, 1])
+def test_bootstrap_refuses_fewer_than_two_resamples_before_fitting(num_resamples,
+                                                                    monkeypatch):
+  result = fit_lib.fit(forms.POWER, X, _power(TRUE))
+  for name in ("fit_many", "solve_many"):
+    monkeypatch.setattr(fit_lib, name, lambda *a, **k: pytest.fail("fitted anyway"),
+                        raising=False)
+  with pytest.raises(ValueError, match="num_resamples.*>= 2"):
+    bootstrap_lib.bootstrap(result, num_resamples=num_resamples)
+
+
+def test_bootstrap_records_how_many_resamples_converged():
+  rng = np.random.default_rng(2)
+  y = _power(TRUE) + rng.normal(0, 0.01, 12)
+  full = bootstrap_lib.bootstrap(fit_lib.fit(forms.POWER, X, y), num_resamples=50)
+  assert full.converged.shape == (50,) and full.num_converged == 50
+  assert full.converged_fraction == 1.0
+  cut = fit_lib.fit(forms.POWER, X, y, settings=fit_lib.FitSettings(maxiter=1))
+  cut_boot = bootstrap_lib.bootstrap(cut, num_resamples=50)
+  assert cut_boot.num_converged < 50 and cut_boot.converged_fraction < 1.0

@@ -98,3 +98,68 @@ def test_compute_optimal_multiplier_formula():
   # M* minimises Eq. 4 at fixed compute.
   ms = np.geomspace(m_star / 3, m_star * 3, 201)
   assert ms[np.argmin(_eq4(TRUE_EQ4, np.full_like(ms, 1e20), ms))] == pytest.approx(m_star, rel=0.02)
+
+
+@pytest.mark.parametrize("maxiter", [0, -5, 2.5, True])
+def test_maxiter_below_one_or_not_an_integer_is_refused(maxiter):
+  # maxiter=0 used to return the starting exponent with a zero-width interval.
+  with pytest.raises(fit_lib.FitError, match=r"fit\.maxiter"):
+    fit_lib.FitSettings(maxiter=maxiter)
+
+
+@pytest.mark.parametrize("field,value", [("tol", 0.0), ("tol", np.nan),
+                                         ("huber_delta", -1e-3)])
+def test_non_positive_tolerances_are_refused(field, value):
+  with pytest.raises(fit_lib.FitError, match=rf"fit\.{field}"):
+    fit_lib.FitSettings(**{field: value})
+
+
+def test_a_fit_cut_off_by_maxiter_is_marked_unconverged():
+  rng = np.random.default_rng(0)
+  y = _eq4(TRUE_EQ4) + rng.normal(0, 0.01, len(C))
+  cut = fit_lib.fit(forms.OVERTRAINING, {"C": C, "M": M}, y,
+                    settings=fit_lib.FitSettings(maxiter=1))
+  full = fit_lib.fit(forms.OVERTRAINING, {"C": C, "M": M}, y)
+  assert cut.converged is False
+  assert full.converged is True
+
+
+def test_robust_fit_records_convergence_of_its_huber_stage():
+  y = _eq4(TRUE_EQ4) * (1 + 0.003 * np.array([1, -1, 1, 1, -1, 1, -1]))
+  full = fit_lib.fit(forms.OVERTRAINING, {"C": C, "M": M}, y,
+                     settings=fit_lib.FitSettings(robust=True))
+  cut = fit_lib.fit(forms.OVERTRAINING, {"C": C, "M": M}, y,
+                    settings=fit_lib.FitSettings(robust=True, maxiter=1))
+  assert full.converged is True and cut.converged is False
+
+
+def test_repeated_design_points_count_once():
+  # Five rows but two distinct (C, M): four parameters are not determined.
+  c, m = np.array([1e17, 1e17, 1e17, 1e18, 1e18]), np.full(5, 20.0)
+  with pytest.raises(fit_lib.FitError,
+                     match=r"5 points hold only 2 distinct design points.*4 parameters"):
+    fit_lib.fit(forms.OVERTRAINING, {"C": c, "M": m}, np.linspace(3.0, 2.5, 5))
+  with pytest.raises(fit_lib.FitError, match=r"only 2 distinct design points"):
+    fit_lib.fit(forms.DOWNSTREAM, {"L": [3.0, 3.0, 3.0, 2.5, 2.5]},
+                [0.7, 0.71, 0.69, 0.6, 0.61])
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda x, y, w: x["C"].__setitem__(1, 0.0), r"C must be positive.*positions \[1\]"),
+    (lambda x, y, w: x["M"].__setitem__(3, -20.0), r"M must be positive.*positions \[3\]"),
+    (lambda x, y, w: w.__setitem__(2, 0.0), r"weights must be positive.*positions \[2\]"),
+    (lambda x, y, w: w.__setitem__(0, np.inf), r"weights has non-finite.*positions \[0\]"),
+])
+def test_degenerate_inputs_say_what_is_degenerate(change, message):
+  x, y, w = {"C": C.copy(), "M": M.copy()}, _eq4(TRUE_EQ4), np.ones(len(C))
+  change(x, y, w)
+  with pytest.raises(fit_lib.FitError, match=message):
+    fit_lib.fit(forms.OVERTRAINING, x, y, weights=w)
+
+
+def test_robust_fit_needs_positive_observations():
+  y = _eq4(TRUE_EQ4)
+  y[5] = -0.1
+  with pytest.raises(fit_lib.FitError, match=r"fit\.robust.*y must be positive.*\[5\]"):
+    fit_lib.fit(forms.OVERTRAINING, {"C": C, "M": M}, y,
+                settings=fit_lib.FitSettings(robust=True))

@@ -1,5 +1,6 @@
 """Implicit derivatives of predictions agree with refitting perturbed data."""
 import numpy as np
+import pytest
 
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
@@ -52,3 +53,36 @@ def test_chain_influence_matches_finite_differences():
       args[which][i] += step
       numeric = (chained(*args) - base) / step
       np.testing.assert_allclose(grads[name][:, i], numeric, rtol=2e-3, atol=1e-4)
+
+
+def test_robust_influence_matches_finite_differences_of_robust_refits():
+  settings = fit_lib.FitSettings(robust=True)
+  # A larger step than least squares needs: the Huber refits stop at a step test
+  # whose slack (~1e-10 in the predictions) would swamp a 1e-6 bump; 1e-4 keeps every
+  # log residual on its side of huber_delta, so the objective's pieces stay the same.
+  base, numeric = _finite_difference(forms.OVERTRAINING, {"C": C, "M": M}, Y, TARGET,
+                                     settings, step=1e-4)
+  analytic = influence.prediction_influence(base, TARGET)
+  assert np.all(np.isfinite(analytic))
+  np.testing.assert_allclose(analytic, numeric, rtol=1e-3, atol=1e-4)
+
+
+def test_robust_parameter_jacobians_are_finite_and_ignore_outliers():
+  y = Y.copy()
+  y[1] += 0.3  # far outside huber_delta of any fit: the robust fit must not lean on it
+  result = fit_lib.fit(forms.OVERTRAINING, {"C": C, "M": M}, y,
+                       settings=fit_lib.FitSettings(robust=True))
+  d_y, d_x = influence.param_jacobians(result)
+  assert np.all(np.isfinite(d_y)) and all(np.all(np.isfinite(v)) for v in d_x.values())
+  np.testing.assert_allclose(d_y[:, 1], 0.0, atol=1e-12)
+
+
+def test_unidentified_parameters_raise_instead_of_returning_noise():
+  # One token multiplier: a M^eta and b M^-eta scale the same column, so the Hessian
+  # is singular and any "influence" would be rounding noise (or NaN).
+  same_m = {"C": C, "M": np.full(len(C), 20.0)}
+  for robust in (False, True):
+    result = fit_lib.fit(forms.OVERTRAINING, same_m, Y,
+                         settings=fit_lib.FitSettings(robust=robust))
+    with pytest.raises(influence.InfluenceError, match="singular"):
+      influence.prediction_influence(result, TARGET)

@@ -15,3 +15,12 @@ def test_unknown_config_field_is_named_before_anything_runs(tmp_path):
   assert "--config.train.bogus=1" in proc.stderr and "'bogus'" in proc.stderr
   assert "Traceback" not in proc.stderr
   assert not out.exists()
+
+
+def test_a_misspelt_field_keeps_ml_collections_did_you_mean(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "scaling_jax.main", "--config=configs/grid.py:smoke",
+       "--config.train.global_bach=32", f"--workdir={tmp_path / 'out'}"],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert 'Did you mean "global_batch" instead of "global_bach"?' in proc.stderr

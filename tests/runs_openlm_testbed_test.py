@@ -1,17 +1,15 @@
 """The released testbed: import, the task-subset rule, and Table 6 of the paper."""
 import json
+import logging
 import shutil
 
-import numpy as np
 import pytest
 
-from scaling_jax import fit_study
 from scaling_jax.evals import task_subset
 from scaling_jax.runs import openlm_testbed
+from scaling_jax.runs import table as runs_table
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
-
-import configs.testbed as testbed_config
 
 # Table 6 of Gadre et al. 2024 (C4 eval loss, 17-task error), to 3 significant figures.
 TABLE_6 = {
@@ -24,6 +22,12 @@ PAPER_SUBSET = {
     "coqa", "bigbench_dyck_languages", "lambada_openai", "bigbench_novel_concepts",
     "winograd", "bigbench_cs_algorithms", "commonsense_qa", "bigbench_qa_wikidata",
     "hellaswag", "copa", "squad", "piqa"}
+# The paper's Table 1 design, as (model, M): Eq. 4 on four sizes at M = 20 and the
+# smallest at M = 320; Eq. 5 on those and the 1.4B model.
+SIZES = ("d=96_l=8_h=4", "d=512_l=8_h=4", "d=576_l=24_h=8", "d=1024_l=24_h=8")
+LOSS_DESIGN = [(m, 20.0) for m in SIZES] + [("d=96_l=8_h=4", 320.0)]
+ERR_DESIGN = LOSS_DESIGN + [("open_lm_1b", 20.0)]
+REFERENCE_N = 153_677_376
 
 
 @pytest.fixture(scope="module")
@@ -56,21 +60,31 @@ def _sig3(value):
   return float(f"{value:.3g}")
 
 
-@pytest.mark.parametrize("train", sorted(TABLE_6))
-def test_table_6_is_reproduced(rows, baselines, train):
-  config = testbed_config.get_config(f"train={train}")
-  tasks = task_subset.select_tasks(rows, baselines, reference_params=153_677_376)
-  train_rows = [dict(r, err=task_subset.average_error(r, tasks))
-                for r in rows if r["dataset"] == train]
-  loss_rows = fit_study.select_design(train_rows, config.loss_design)
-  err_rows = fit_study.select_design(train_rows, config.err_design)
+def _design(rows, train, design):
+  by_point = {(r["model"], r["M"]): r for r in rows if r["dataset"] == train}
+  return [by_point[point] for point in design]
+
+
+def _fit_table_6(rows, baselines, train, reference_rows):
+  """Table 6's parameters for `train`, with tasks chosen on its error design."""
+  err_rows = _design(rows, train, ERR_DESIGN)
+  tasks = task_subset.select_tasks(err_rows, baselines, reference_params=REFERENCE_N,
+                                   reference_rows=reference_rows)
+  assert set(tasks) == PAPER_SUBSET
+  loss_rows = _design(rows, train, LOSS_DESIGN)
   loss = fit_lib.fit(forms.OVERTRAINING, {"C": [r["flops"] for r in loss_rows],
                                           "M": [r["M"] for r in loss_rows]},
                      [r["loss/c4_val"] for r in loss_rows])
   err = fit_lib.fit(forms.DOWNSTREAM, {"L": [r["loss/c4_val"] for r in err_rows]},
-                    [r["err"] for r in err_rows])
+                    [task_subset.average_error(r, tasks) for r in err_rows])
   got = {**loss.named_params, **err.named_params}
-  assert {k: _sig3(got[k]) for k in TABLE_6[train]} == TABLE_6[train]
+  return {k: _sig3(got[k]) for k in TABLE_6[train]}
+
+
+@pytest.mark.parametrize("train", sorted(TABLE_6))
+def test_table_6_is_reproduced(rows, baselines, train):
+  # The paper picks tasks with the 154M models of all three training sets.
+  assert _fit_table_6(rows, baselines, train, reference_rows=rows) == TABLE_6[train]
 
 
 def test_accepts_a_model_it_has_never_seen(testbed_dir, tmp_path):
@@ -113,3 +127,77 @@ def _edit(root, name, change):
 def test_missing_directory_is_named(tmp_path):
   with pytest.raises(openlm_testbed.TestbedError, match="does not exist"):
     openlm_testbed.load_rows(tmp_path / "nowhere")
+
+
+def _copy(testbed_dir, tmp_path):
+  copy = tmp_path / "tb"
+  shutil.copytree(testbed_dir, copy)
+  return copy
+
+
+def test_duplicate_model_names_are_an_error_naming_both_files(testbed_dir, tmp_path):
+  copy = _copy(testbed_dir, tmp_path)
+  shutil.copy(copy / "models" / "rpj-d=96_l=8_h=4-1.0.json", copy / "models" / "zz-copy.json")
+  with pytest.raises(openlm_testbed.TestbedError,
+                     match=r"rpj-d=96_l=8_h=4-1.0.json and .*zz-copy.json both hold the "
+                           r"model named 'rpj-d=96_l=8_h=4-1.0'"):
+    openlm_testbed.load_rows(copy)
+
+
+def test_a_missing_eval_file_elsewhere_leaves_the_fit_alone(testbed_dir, tmp_path, baselines):
+  # A c4 reference-size model loses its eval file: the rpj fit must not notice.
+  copy = _copy(testbed_dir, tmp_path)
+  gone = copy / "evals" / "evaluation_c4_original-d=576_l=24_h=8-1.0_heavy.json"
+  gone.unlink()
+  rows = openlm_testbed.load_rows(copy)
+  assert _fit_table_6(rows, baselines, "rpj", reference_rows=rows) == TABLE_6["rpj"]
+  expected = _measured(rows, baselines)
+  assert openlm_testbed.eval_coverage(_design(rows, "rpj", ERR_DESIGN), expected).lines() == []
+  c4 = openlm_testbed.eval_coverage(_design(rows, "c4_original", ERR_DESIGN), expected)
+  assert c4.lines() == [f"run c4_original-d=576_l=24_h=8-1.0: no eval file {gone}; it has "
+                        "no accuracies"]
+  assert c4.gaps[0].file_missing
+
+
+def test_tasks_missing_from_one_eval_file_are_named(testbed_dir, tmp_path, baselines, caplog):
+  copy = _copy(testbed_dir, tmp_path)
+  path = copy / "evals" / "evaluation_rpj-d=512_l=8_h=4-1.0_heavy.json"
+  data = json.loads(path.read_text())
+  del data["eval_metrics"]["icl"]["copa"], data["eval_metrics"]["icl"]["boolq"]
+  path.write_text(json.dumps(data))
+  rows = openlm_testbed.load_rows(copy)
+  err_rows = _design(rows, "rpj", ERR_DESIGN)
+  run = "rpj-d=512_l=8_h=4-1.0"
+  expected = _measured(rows, baselines)
+  assert openlm_testbed.eval_coverage(err_rows, expected).lines() == [
+      f"run {run}: {path} lacks task(s) boolq, copa"]
+  assert task_subset.task_coverage(err_rows, expected) == {"boolq": [run], "copa": [run]}
+  with caplog.at_level(logging.WARNING):
+    tasks = task_subset.select_tasks(err_rows, baselines, reference_params=REFERENCE_N,
+                                     reference_rows=rows)
+  assert set(tasks) == PAPER_SUBSET - {"boolq", "copa"}  # smaller, but not silently:
+  assert f"boolq, copa (missing in {run})" in caplog.text
+
+
+def test_every_eval_file_lacks_a_task_of_one_training_set(testbed_dir, tmp_path, baselines):
+  copy = _copy(testbed_dir, tmp_path)
+  for path in (copy / "evals").glob("evaluation_rpj-*.json"):
+    data = json.loads(path.read_text())
+    del data["eval_metrics"]["icl"]["copa"]
+    path.write_text(json.dumps(data))
+  rows = openlm_testbed.load_rows(copy)
+  err_rows = _design(rows, "rpj", ERR_DESIGN)
+  coverage = task_subset.task_coverage(err_rows, _measured(rows, baselines))
+  assert coverage == {"copa": [r["run"] for r in err_rows]}  # no rpj model has it
+
+
+def test_the_released_testbed_has_no_gaps(rows, baselines):
+  expected = _measured(rows, baselines)
+  assert len(expected) == 46  # eval_metadata.csv's 5 generation tasks are unmeasured
+  assert openlm_testbed.eval_coverage(rows, expected).gaps == []
+  assert task_subset.task_coverage(rows, expected) == {}
+
+
+def _measured(rows, baselines):
+  """Tasks with a chance level that some run of the whole directory reports."""
+  return set(baselines) & set(runs_table.metric_names(rows, runs_table.ACC_PREFIX))

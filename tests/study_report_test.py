@@ -8,13 +8,15 @@ import csv
 import json
 import shutil
 
-import ml_collections
 import numpy as np
 import pytest
 
-from scaling_jax import fit_study
-from scaling_jax.runs import table as runs_table
+from scaling_jax import config_lib
+from scaling_jax import fit_cache
+from scaling_jax import fitting
 from scaling_jax import study as study_lib
+from scaling_jax.runs import own_runs
+from scaling_jax.runs import table as runs_table
 from scaling_jax.evals.icl import generators
 from scaling_jax.report import summary
 
@@ -63,9 +65,7 @@ def write_runs(workdir, specs, seeds=1, seed=0):
 
 
 def make_config(num_resamples=64, **study_fields):
-  config = ml_collections.ConfigDict()
-  config.evals = dict(val=dict(kind="val_loss"), icl=dict(kind="icl", suite="embedded"))
-  config.study = study_lib.default_study_config()
+  config = config_lib.default_config()
   config.study.loss_design = LOSS_DESIGN
   config.study.targets = TARGETS
   config.study.bootstrap.num_resamples = num_resamples
@@ -84,13 +84,13 @@ def fitted(tmp_path_factory):
     for r in rows:
       r.update(run="tiny-0_M20_s1", seed=1)
     runs_table.append_rows(workdir / "runs" / "tiny-0_M20_s1" / "records.jsonl", rows)
-  return workdir, study_lib.fit(make_config(), workdir)
+  return workdir, study_lib.fit_and_report(make_config(), workdir)
 
 
 def test_report_files_and_targets(fitted):
   workdir, result = fitted
   report = workdir / "report"
-  assert {p.name for p in report.iterdir() if p.name != study_lib.FIT_CACHE} == {
+  assert {p.name for p in report.iterdir() if p.name != fit_cache.FILENAME} == {
       "fit.json", "predictions.csv", "summary.md", "loss_vs_compute.png",
       "error_vs_loss.png", "predicted_vs_measured.png", "relative_error_heatmap.png"}
   by_run = {t["run"]: t for t in result.targets}
@@ -145,20 +145,20 @@ def test_inside_and_coverage_count_only_measured():
 
 
 def test_baselines_come_from_the_embedded_suite():
-  baselines = study_lib.task_baselines(make_config())
+  baselines = own_runs.task_baselines(make_config().evals)
   assert baselines == {s.name: s.random_baseline for s in generators.embedded_specs()}
   assert baselines["string_quote"] == 0.5 and baselines["word_completion"] == 0.0
 
 
 @pytest.mark.parametrize("fields,error,message", [
-    (dict(downstream="some"), study_lib.ConfigError, "study.downstream"),
-    (dict(targets=["tiny-9@20"]), fit_study.StudyError, "tiny-9@20"),
-    (dict(loss_design=LOSS_DESIGN[:3]), fit_study.StudyError, "3 points cannot"),
+    (dict(downstream="some"), fitting.StudyError, "study.downstream"),
+    (dict(targets=["tiny-9@20"]), fitting.StudyError, "tiny-9@20"),
+    (dict(loss_design=LOSS_DESIGN[:3]), fitting.StudyError, "cannot determine"),
 ])
 def test_bad_study_fails_clearly_and_writes_nothing(tmp_path, fields, error, message):
   write_runs(tmp_path, LOSS_DESIGN + TARGETS)
   with pytest.raises(error, match=message):
-    study_lib.fit(make_config(**fields), tmp_path)
+    study_lib.run(make_config(**fields), tmp_path)
   assert not (tmp_path / "report").exists() or not any((tmp_path / "report").iterdir())
 
 
@@ -171,9 +171,10 @@ def test_run_trains_through_launch_then_fits(tmp_path, monkeypatch):
     if not config.launch.dry_run:
       write_runs(tmp_path, LOSS_DESIGN + TARGETS)
 
-  monkeypatch.setattr(study_lib.launch, "run", fake_run)
+  monkeypatch.setattr("scaling_jax.launch.run", fake_run)
   config = make_config()
-  config.launch = dict(dry_run=True)
+  config.sweep = [dict(model="tiny-0")]  # what the fake launcher is asked to train
+  config.launch.dry_run = True
   assert study_lib.run(config, tmp_path) is None
   assert not (tmp_path / "report").exists()
   config.launch.dry_run = False
@@ -187,13 +188,28 @@ def test_second_fit_reuses_the_first_until_something_changes(fitted, tmp_path,
   workdir, first = tmp_path / "study", fitted[1]
   shutil.copytree(fitted[0], workdir)
   calls = []
-  real_fit_study = fit_study.fit_study
-  monkeypatch.setattr(fit_study, "fit_study", lambda *a, **k: calls.append(1) or
-                      real_fit_study(*a, **k))
-  again = study_lib.fit(make_config(), workdir)
+  real_fit = fitting.fit
+  monkeypatch.setattr(fitting, "fit", lambda *a, **k: calls.append(1) or
+                      real_fit(*a, **k))
+  again = study_lib.fit_and_report(make_config(), workdir)
   assert not calls and "fit reused" in (workdir / "report" / "summary.md").read_text()
   assert [t["loss_pred"] for t in again.targets] == [t["loss_pred"] for t in first.targets]
   config = make_config()
   config.study.bootstrap.seed = 1
-  study_lib.fit(config, workdir)
+  study_lib.fit_and_report(config, workdir)
   assert calls == [1] and "fit reused" not in (workdir / "report" / "summary.md").read_text()
+
+
+def test_a_study_with_task_gaps_names_them(tmp_path):
+  """A task missing from one error-design run leaves the average, and the report says so."""
+  write_runs(tmp_path, LOSS_DESIGN + TARGETS)
+  path = tmp_path / "runs" / "tiny-1_M20_s0" / "records.jsonl"
+  rows = runs_table.read_rows(path)
+  path.unlink()
+  runs_table.append_rows(path, [{k: v for k, v in r.items() if k != "acc/close_brackets"}
+                                for r in rows])
+  result = study_lib.run(make_config(), tmp_path)
+  assert "close_brackets" not in result.tasks
+  assert any("close_brackets" in note and "tiny-1_M20_s0" in note for note in result.notes)
+  text = (tmp_path / "report" / "summary.md").read_text()
+  assert "## Warnings" in text and "close_brackets" in text

@@ -130,7 +130,7 @@ def test_unknown_model_field_and_vocab_too_small(tmp_path, data_cache):
 
 
 def test_training_stack_never_imports_tensorflow():
-  code = ("import scaling_jax.train, scaling_jax.sweep, sys; "
+  code = ("import scaling_jax.train, scaling_jax.launch.sweep, sys; "
           "bad = [m for m in sys.modules if m.startswith('tensorflow')]; "
           "assert not bad, bad")
   subprocess.run([sys.executable, "-c", code], check=True, timeout=120,

@@ -13,23 +13,23 @@ D / 530k evaluations at 50 examples per task.
 """
 import ml_collections
 
+from scaling_jax import config_lib
+from scaling_jax.evals.icl import evaluator
 
-def _parse(arg: str) -> dict:
-  return dict(kv.split("=", 1) for kv in arg.split(",") if kv) if arg else {}
+_KNOBS = dict(examples=evaluator.DEFAULTS["examples_per_task"],
+              seq_len=evaluator.DEFAULTS["seq_len"],
+              batch=evaluator.DEFAULTS["batch_size"], seed=evaluator.DEFAULTS["seed"])
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  knobs = _parse(arg)
-  unknown = set(knobs) - {"examples", "seq_len", "batch", "seed"}
-  if unknown:
-    raise ValueError(f"unknown knob(s) {sorted(unknown)} in {arg!r}")
+  knobs = config_lib.parse_arg(arg, _KNOBS, "configs/tasks/embedded.py")
   config = ml_collections.ConfigDict()
   config.kind = "icl"
   config.suite = "embedded"
-  config.examples_per_task = int(knobs.get("examples", 50))
-  config.seq_len = int(knobs.get("seq_len", 128))
-  config.batch_size = int(knobs.get("batch", 64))
-  config.seed = int(knobs.get("seed", 0))
-  config.max_context_chars = 96
+  config.examples_per_task = knobs["examples"]
+  config.seq_len = knobs["seq_len"]
+  config.batch_size = knobs["batch"]
+  config.seed = knobs["seed"]
+  config.max_context_chars = evaluator.DEFAULTS["max_context_chars"]
   config.tasks = ml_collections.config_dict.placeholder(list)  # None: all tasks
   return config

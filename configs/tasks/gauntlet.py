@@ -14,26 +14,29 @@ import pathlib
 
 import ml_collections
 
+from scaling_jax import config_lib
+from scaling_jax.evals.icl import evaluator
+
+_KNOBS = dict(metadata="", data_root="", seq_len=2048,
+              batch=evaluator.DEFAULTS["batch_size"])
+
 
 def get_config(arg: str) -> ml_collections.ConfigDict:
   if not arg:
     raise ValueError("give the eval YAML: gauntlet.py:/path/heavy.yaml[,data_root=DIR]")
-  path, *rest = arg.split(",")
-  knobs = dict(kv.split("=", 1) for kv in rest if kv)
-  unknown = set(knobs) - {"metadata", "data_root", "seq_len", "batch"}
-  if unknown:
-    raise ValueError(f"unknown knob(s) {sorted(unknown)} in {arg!r}")
+  path, _, rest = arg.partition(",")
+  knobs = config_lib.parse_arg(rest, _KNOBS, "configs/tasks/gauntlet.py")
   beside = pathlib.Path(path).with_name("eval_metadata.csv")
   config = ml_collections.ConfigDict()
   config.kind = "icl"
   config.suite = path
   config.metadata_csv = ml_collections.config_dict.placeholder(str)
-  config.metadata_csv = knobs.get("metadata", str(beside) if beside.is_file() else None)
+  config.metadata_csv = knobs["metadata"] or (str(beside) if beside.is_file() else None)
   config.data_root = ml_collections.config_dict.placeholder(str)
-  config.data_root = knobs.get("data_root")
+  config.data_root = knobs["data_root"] or None
   config.examples_per_task = ml_collections.config_dict.placeholder(int)  # None: all
-  config.seq_len = int(knobs.get("seq_len", 2048))
-  config.batch_size = int(knobs.get("batch", 16))
+  config.seq_len = knobs["seq_len"]
+  config.batch_size = knobs["batch"]
   config.seed = 0
   config.tasks = ml_collections.config_dict.placeholder(list)
   return config

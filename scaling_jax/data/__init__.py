@@ -20,7 +20,7 @@ from scaling_jax.data.packing import prepare_dataset
 from scaling_jax.data.packing import PreparedDataset
 from scaling_jax.data.reader import BatchReader
 from scaling_jax.data.reader import eval_batches
-from scaling_jax.data.sources import make_source
+from scaling_jax.data.source_registry import make_source
 from scaling_jax.data.tokenization import ByteTokenizer
 
 

@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from scaling_jax.data import config as config_lib
-from scaling_jax.data import sources as sources_lib
+from scaling_jax.data import source_registry
 from scaling_jax.data import tokenization
 
 METADATA = "metadata.json"
@@ -157,7 +157,7 @@ def prepare_dataset(data_cfg=None, cache_dir: str | os.PathLike | None = None):
   `cache_dir` overrides `data_cfg.cache_dir` (see `config.cache_root`).
   """
   cfg = config_lib.resolve_config(data_cfg)
-  source = sources_lib.make_source(cfg)
+  source = source_registry.make_source(cfg)
   root = config_lib.cache_root(cfg, cache_dir)
   name = dataset_dir_name(cfg, source)
   final = root / name

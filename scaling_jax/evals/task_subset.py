@@ -4,46 +4,106 @@ The paper's rule (Gadre et al. 2024, Sec. 3): keep the tasks on which at least o
 model of a reference size is `threshold` or more points above chance; a task where
 even those models sit at chance only adds noise to an error law. Works on any rows
 that carry acc/<task> columns, released or trained here.
+
+Only tasks every row reports are averaged, so a run lacking a task removes it for
+all: `task_coverage` names such tasks with the runs lacking them (for the console
+and the report), and `common_tasks` logs a warning, so the set never shrinks
+silently. Pass the rows you fit (not a whole directory), so gaps elsewhere do not
+count.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+import logging
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from scaling_jax.runs import table as runs_table
 
 
+def _reported(row: dict) -> set[str]:
+  return {k[len(runs_table.ACC_PREFIX):] for k in row if k.startswith(runs_table.ACC_PREFIX)}
+
+
+def task_coverage(rows: Iterable[dict], tasks: Iterable[str]) -> dict[str, list[str]]:
+  """{task: runs lacking it} for each of `tasks` that some row lacks.
+
+  `tasks` are those every row should report: for own runs the configured tasks
+  (the baselines' keys); for a released directory, the baselines' tasks that some
+  run of the whole directory reports, so a task one training set lacks throughout
+  is named too: set(baselines) & set(runs_table.metric_names(all_rows, ACC_PREFIX)).
+  """
+  reported = [(str(r.get("run")), _reported(r)) for r in rows]
+  return {task: lacking for task in sorted(set(tasks))
+          if (lacking := [run for run, have in reported if task not in have])}
+
+
+def _first(names: Sequence[str], limit: int) -> str:
+  more = f" and {len(names) - limit} more" if len(names) > limit else ""
+  return ", ".join(names[:limit]) + more
+
+
+def format_coverage(coverage: Mapping[str, Sequence[str]], limit: int = 8) -> str:
+  """One line naming the dropped tasks and the runs lacking them; '' when none.
+
+  Tasks lacked by the same runs share one clause; each list names at most `limit`.
+  """
+  if not coverage:
+    return ""
+  groups: dict[tuple[str, ...], list[str]] = {}
+  for task, runs in coverage.items():
+    groups.setdefault(tuple(runs), []).append(task)
+  parts = [f"{_first(tasks, limit)} (missing in {_first(runs, limit)})"
+           for runs, tasks in groups.items()]
+  return (f"dropped {len(coverage)} task(s) that some fit runs lack: "
+          + "; ".join(parts))
+
+
 def common_tasks(rows: Iterable[dict], baselines: Mapping[str, float]) -> list[str]:
-  """Tasks with a known chance level that every row reports."""
+  """Tasks with a known chance level that every row reports (a warning names the rest)."""
   rows = list(rows)
   tasks = set(baselines)
   for row in rows:
-    tasks &= {k[len(runs_table.ACC_PREFIX):] for k in row if k.startswith(runs_table.ACC_PREFIX)}
+    tasks &= _reported(row)
+  # Tasks some but not all rows report; the caller can name more with task_coverage.
+  dropped = task_coverage(rows, set(baselines) & set().union(*map(_reported, rows)))
+  if dropped:
+    logging.warning("%s", format_coverage(dropped))
   return sorted(tasks)
 
 
 def select_tasks(rows: Iterable[dict], baselines: Mapping[str, float], *,
                  reference_params: float, threshold_points: float = 10.0,
-                 rel_tolerance: float = 0.01) -> list[str]:
+                 rel_tolerance: float = 0.01,
+                 reference_rows: Iterable[dict] | None = None) -> list[str]:
   """Tasks where a model with N ~ reference_params beats chance by >= threshold points.
 
-  `baselines` maps task -> chance accuracy in [0, 1]. Models within rel_tolerance of
-  reference_params count as the reference size.
+  `baselines` maps task -> chance accuracy in [0, 1]. Candidates are the tasks every
+  row of `rows` (the fit rows) reports. The reference models, those within
+  rel_tolerance of reference_params, are sought in `reference_rows` (default: `rows`),
+  e.g. every training set's, as the paper does; for each task the best of those
+  that report it counts, and a task none of them reports is dropped with a warning.
   """
   rows = list(rows)
+  candidates = list(rows) if reference_rows is None else list(reference_rows)
   tasks = common_tasks(rows, baselines)
-  reference = [r for r in rows
+  reference = [r for r in candidates
                if abs(r["N"] - reference_params) <= rel_tolerance * reference_params]
   if not reference:
-    sizes = sorted({r["N"] for r in rows})
+    sizes = sorted({r["N"] for r in candidates})
     raise ValueError(f"no model has N within {rel_tolerance:.0%} of {reference_params:g}; "
                      f"sizes present: {sizes}")
-  keep = []
+  keep, unjudged = [], []
   for task in tasks:
-    best = max(r[runs_table.ACC_PREFIX + task] for r in reference)
-    if 100 * (best - baselines[task]) >= threshold_points:
+    accs = [r[runs_table.ACC_PREFIX + task] for r in reference
+            if runs_table.ACC_PREFIX + task in r]
+    if not accs:
+      unjudged.append(task)
+    elif 100 * (max(accs) - baselines[task]) >= threshold_points:
       keep.append(task)
+  if unjudged:
+    logging.warning("dropped task(s) %s: no model with N ~ %g reports them",
+                    unjudged, reference_params)
   return keep
 
 

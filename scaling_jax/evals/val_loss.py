@@ -16,6 +16,10 @@ from scaling_jax import data
 from scaling_jax.evals import base
 
 
+# Defaults of a `kind: val_loss` entry of config.evals (the one home of each).
+DEFAULTS = {"splits": ("validation", "ood"), "max_tokens": 65536, "batch_size": 16}
+
+
 @jax.jit
 def _token_nll(logits_BTV, targets_BT):
   lse_BT = jax.nn.logsumexp(logits_BTV, axis=-1)
@@ -66,8 +70,9 @@ def _factory(eval_cfg, dataset) -> ValLossEvaluator:
   if unknown:
     raise ValueError(f"config.evals val_loss splits {unknown} are not in the "
                      f"dataset, which has {list(dataset.split_names)}")
-  return ValLossEvaluator(dataset, splits, int(eval_cfg.get("max_tokens", 65536)),
-                          int(eval_cfg.get("batch_size", 16)))
+  return ValLossEvaluator(dataset, splits,
+                          int(eval_cfg.get("max_tokens", DEFAULTS["max_tokens"])),
+                          int(eval_cfg.get("batch_size", DEFAULTS["batch_size"])))
 
 
 base.register_evaluator("val_loss", _factory)

@@ -1,8 +1,10 @@
 """Splits this machine's devices into slices, one per concurrently running unit.
 
 On GPUs a slice is a set of CUDA_VISIBLE_DEVICES. On CPU it is a set of cores
-(the worker pins itself to them) and its own XLA host-device count, so units
-running side by side neither share cores nor inherit the launcher's XLA_FLAGS.
+(the worker pins itself to them) and its own XLA host-device count,
+config.launch.cpu_devices_per_unit, so units running side by side do not share
+cores. The user's other XLA_FLAGS pass through; a host-device count in them is
+replaced by the config field, and `device_count_note` says so in one line.
 The launcher never starts JAX's backend itself: on a GPU that would reserve
 memory the units need, so GPUs are counted with nvidia-smi.
 """
@@ -15,7 +17,8 @@ import subprocess
 
 from scaling_jax.launch import worker
 
-_DEVICE_COUNT_FLAG = re.compile(r"--xla_force_host_platform_device_count=\S+")
+_DEVICE_COUNT_FLAG = re.compile(r"--xla_force_host_platform_device_count=(\S*)")
+_COUNT_FIELD = "config.launch.cpu_devices_per_unit"
 
 
 def visible_gpus() -> list[str]:
@@ -44,6 +47,33 @@ def _xla_flags(devices: int) -> str:
   return " ".join(inherited + [f"--xla_force_host_platform_device_count={devices}"])
 
 
+def device_count_note(launch_cfg, xla_flags: str | None = None) -> str:
+  """One line when XLA_FLAGS asks for another host-device count than the config.
+
+  The config field wins on CPU slices (see slice_envs); '' when the two agree or
+  XLA_FLAGS (default: this process's) sets no count.
+  """
+  flags = os.environ.get("XLA_FLAGS", "") if xla_flags is None else xla_flags
+  counts = _DEVICE_COUNT_FLAG.findall(flags)
+  wanted = launch_cfg.cpu_devices_per_unit
+  if not counts or counts[-1] == str(wanted):  # the last of repeated flags counts
+    return ""
+  return (f"XLA_FLAGS sets --xla_force_host_platform_device_count={counts[-1]}, but "
+          f"{_COUNT_FIELD}={wanted} wins: each unit gets {wanted} XLA host device(s) "
+          f"(pass --{_COUNT_FIELD}={counts[-1]} to keep yours)")
+
+
+def mesh_hint(log_text: str) -> str:
+  """The fix for a unit whose mesh wanted more devices than it got; '' if none."""
+  found = re.findall(r"needs (\d+) devices but (\d+) are available", log_text)
+  if not found:
+    return ""
+  need, have = found[-1]
+  return (f"its config.mesh needs {need} devices but the unit got {have}: on CPU set "
+          f"--{_COUNT_FIELD}={need} (on GPUs, config.launch.gpus_per_unit), or make "
+          f"config.mesh fit {have}")
+
+
 def slice_envs(launch_cfg, gpus: list[str] | None = None,
                cpus: list[int] | None = None) -> list[dict]:
   """Environment overrides for each of `launch_cfg.max_parallel` slices."""
@@ -58,6 +88,9 @@ def slice_envs(launch_cfg, gpus: list[str] | None = None,
           f"need more than the {len(gpus)} visible GPU(s); lower one of them")
     return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[i * per:(i + 1) * per])}
             for i in range(slots)]
+  count = launch_cfg.cpu_devices_per_unit
+  if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    raise ValueError(f"{_COUNT_FIELD} must be a positive int, got {count!r}")
   cpus = _cpus() if cpus is None else cpus
   per = max(1, len(cpus) // slots)
   envs = []
@@ -65,5 +98,5 @@ def slice_envs(launch_cfg, gpus: list[str] | None = None,
     # More slots than cores: slices wrap around and share cores.
     mine = [cpus[(i * per + j) % len(cpus)] for j in range(per)]
     envs.append({worker.CPUS_ENV: ",".join(map(str, mine)),
-                 "XLA_FLAGS": _xla_flags(launch_cfg.cpu_devices_per_unit)})
+                 "XLA_FLAGS": _xla_flags(count)})
   return envs

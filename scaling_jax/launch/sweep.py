@@ -3,7 +3,10 @@
 `config.sweep` is a list of override dicts (from a config's `get_sweep()`). Keys:
   dataset           a name in `config.datasets` (partial data configs); its fields
                     are laid over config.data and `config.dataset` records the name
-  model             a preset name (model.PRESETS); replaces config.model whole
+  model             a preset name (model.PRESETS): the unit's model is that preset
+                    under the config's explicit model fields, i.e. those where
+                    config.model differs from its own named preset (so
+                    `--config.model.compute_dtype=bfloat16` reaches every unit)
   tokens_per_param  M, i.e. config.train.tokens_per_param
   seed              config.seed
   name              optional run name; otherwise built from the keys above
@@ -22,18 +25,36 @@ from scaling_jax import model as model_lib
 _SHORT = {"dataset": "", "model": "", "tokens_per_param": "M", "seed": "s"}
 
 
-def unit_name(overrides: dict) -> str:
-  """A stable, readable run name from an override dict."""
+def _part(key: str, value) -> str:
+  value = f"{value:g}" if isinstance(value, float) else str(value)
+  return _SHORT.get(key, key.rsplit(".", 1)[-1] + "=") + value
+
+
+def unit_name(overrides: dict, keys=None) -> str:
+  """A stable, readable run name from an override dict.
+
+  Built from the main keys (dataset, model, M, seed) and, of the dotted keys, those
+  in `keys` (default: all of them); an explicit 'name' wins.
+  """
   if overrides.get("name"):
     return str(overrides["name"])
-  parts = []
+  named = [k for k in overrides if k in _SHORT or keys is None or k in keys]
   order = list(_SHORT)
-  for key in sorted(overrides, key=lambda k: (order.index(k) if k in _SHORT
-                                              else len(order), k)):
-    value = overrides[key]
-    value = f"{value:g}" if isinstance(value, float) else str(value)
-    parts.append(_SHORT.get(key, key.rsplit(".", 1)[-1] + "=") + value)
-  return "_".join(parts).replace("/", "-")
+  named.sort(key=lambda k: (order.index(k) if k in _SHORT else len(order), k))
+  return "_".join(_part(k, overrides[k]) for k in named).replace("/", "-")
+
+
+def unit_names(overrides: list[dict]) -> list[str]:
+  """Names of a sweep's units: the main keys, plus the dotted keys needed to tell
+  apart units that share them (so per-size hyperparameters stay out of names)."""
+  base = [unit_name(o, keys=()) for o in overrides]
+  names = []
+  for name, o in zip(base, overrides):
+    group = [other for n, other in zip(base, overrides) if n == name]
+    varying = {k for k in o if k not in _SHORT
+               and len({repr(g.get(k)) for g in group}) > 1}
+    names.append(unit_name(o, keys=varying))
+  return names
 
 
 def _set_leaf(config, key: str, value) -> None:
@@ -81,13 +102,36 @@ def _typed(key: str, value, kind):
                      f"{kind.__name__}") from None
 
 
-def unit_config(config, overrides: dict):
+def explicit_model_fields(model_config) -> dict:
+  """The fields where `config.model` differs from the preset it names (or, for a
+  model that names no preset, from ModelConfig's defaults)."""
+  name = model_config.get("name")
+  base = (model_lib.preset(name) if name in model_lib.PRESETS
+          else model_lib.ModelConfig())
+  return {k: v for k, v in model_config.items()
+          if k != "name" and hasattr(base, k) and getattr(base, k) != v}
+
+
+def _preset_under(model_config, preset: str) -> dict:
+  fields = dataclasses.asdict(model_lib.preset(preset))
+  fields.update(explicit_model_fields(model_config))
+  return fields
+
+
+def _apply_order(key: str) -> int:
+  # The preset first, then the dataset, then leaves: a leaf like 'model.z_loss' in
+  # the same override dict must land on the preset, not be replaced by it.
+  return {"model": 0, "dataset": 1}.get(key, 2)
+
+
+def unit_config(config, overrides: dict, name: str | None = None):
   """A copy of `config` with one unit's overrides applied and its name set."""
   unit = config.copy_and_resolve_references()
   unit.unlock()
-  for key, value in overrides.items():
+  for key in sorted(overrides, key=_apply_order):
+    value = overrides[key]
     if key == "model":
-      unit.model = dataclasses.asdict(model_lib.preset(value))
+      unit.model = _preset_under(config.model, value)
     elif key == "dataset":
       _apply_dataset(unit, value)
     elif key == "tokens_per_param":
@@ -96,7 +140,7 @@ def unit_config(config, overrides: dict):
       unit.seed = _typed(key, value, int)
     elif key != "name":
       _set_leaf(unit, key, value)
-  unit.name = unit_name(overrides)
+  unit.name = name or unit_name(overrides)
   unit.sweep = []
   return unit
 
@@ -104,7 +148,8 @@ def unit_config(config, overrides: dict):
 def expand(config) -> list:
   """Unit configs of the sweep (or the config itself when it names no sweep)."""
   overrides = list(config.get("sweep") or [])
-  units = [unit_config(config, o) for o in overrides] or [config]
+  units = [unit_config(config, o, name)
+           for o, name in zip(overrides, unit_names(overrides))] or [config]
   names = [u.get("name") or "run" for u in units]
   duplicates = sorted({n for n in names if names.count(n) > 1})
   if duplicates:

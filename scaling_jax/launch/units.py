@@ -69,7 +69,7 @@ def build_units(config, workdir: str) -> list[WorkUnit]:
         name=name, config=unit_config,
         workdir=os.path.join(os.fspath(workdir), "runs", name),
         N=plan.num_params, M=plan.tokens_per_param, tokens=plan.tokens,
-        flops=6.0 * plan.num_params * plan.tokens))
+        flops=plan.flops))
   return units
 
 
@@ -97,6 +97,41 @@ def validate_data(units: list[WorkUnit]) -> None:
                        f"({ds.tokenizer.vocab_size}); raise it")
     config_lib.check_data_fits(config_lib.plan(unit.config),
                                ds.num_tokens("train"), where=where)
+
+
+def _leaves(tree, prefix: str = "") -> dict:
+  if not hasattr(tree, "items"):
+    return {prefix: tree}
+  out = {}
+  for key, value in tree.items():
+    out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+  return out
+
+
+def differing_fields(units: list[WorkUnit]) -> dict[str, list]:
+  """Config leaves whose value is not the same in every unit -> their distinct values."""
+  leaves = [_leaves(u.config.to_dict()) for u in units]
+  keys = sorted(set().union(*leaves)) if leaves else []
+  out = {}
+  for key in keys:
+    if key in ("name", "sweep"):
+      continue
+    values = [repr(leaf.get(key)) for leaf in leaves]
+    if len(set(values)) > 1:
+      out[key] = sorted(set(values))
+  return out
+
+
+def format_differences(units: list[WorkUnit]) -> str:
+  """One line per config field on which units differ (the rest they share)."""
+  diff = differing_fields(units)
+  if not diff:
+    return "units share every config field but their name"
+  lines = ["config fields that differ between units:"]
+  for key, values in diff.items():
+    shown = ", ".join(values[:6]) + (f", ... ({len(values)} values)" if len(values) > 6 else "")
+    lines.append(f"  {key}: {shown}")
+  return "\n".join(lines)
 
 
 def _si(x: float) -> str:

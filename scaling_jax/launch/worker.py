@@ -18,6 +18,7 @@ import signal
 import sys
 
 CPUS_ENV = "SCALING_JAX_CPUS"
+INTERRUPTED_EXIT = 130  # the launcher tells a resumable stop by this exit code
 DIE_WITH_PARENT_ENV = "SCALING_JAX_DIE_WITH_PARENT"
 
 
@@ -99,7 +100,8 @@ def main(argv) -> None:
   try:
     train_units(argv[1:])
   except KeyboardInterrupt:
-    sys.exit("interrupted; the unit resumes from its last checkpoint")
+    print("interrupted; the unit resumes from its last checkpoint", file=sys.stderr)
+    sys.exit(INTERRUPTED_EXIT)
 
 
 if __name__ == "__main__":

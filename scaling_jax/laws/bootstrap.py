@@ -31,10 +31,23 @@ class BootstrapResult:
   params: np.ndarray     # [B, P]; rows of invalid resamples are NaN
   objective: np.ndarray  # [B]
   valid: np.ndarray      # [B] bool
+  # [B] bool: valid, and the resample's best start met the solver's tolerance within
+  # maxiter. Unconverged resamples stay valid (their parameters are still a fit's
+  # best effort); a low share says the intervals rest partly on cut-off solves.
+  converged: np.ndarray
 
   @property
   def num_valid(self) -> int:
     return int(self.valid.sum())
+
+  @property
+  def num_converged(self) -> int:
+    return int(self.converged.sum())
+
+  @property
+  def converged_fraction(self) -> float:
+    """Share of the valid resamples (those the intervals use) whose fit converged."""
+    return self.num_converged / self.num_valid if self.num_valid else 0.0
 
 
 def resample_data(result: fit_lib.FitResult, method, num_resamples, rng, sigma=None):
@@ -68,11 +81,28 @@ def resample_data(result: fit_lib.FitResult, method, num_resamples, rng, sigma=N
   return ys, ws, usable
 
 
+def _resamples_problem(num_resamples, name: str) -> str | None:
+  # A percentile interval needs two replicates to have any width: with one, lo = hi
+  # = that replicate, an interval that claims certainty; with none there is nothing
+  # to take percentiles of.
+  if (isinstance(num_resamples, (int, np.integer)) and not isinstance(num_resamples, bool)
+      and num_resamples >= 2):
+    return None
+  return (f"{name} is {num_resamples!r}; use an integer >= 2: an interval is a pair of "
+          f"percentiles over resamples, which fewer than two cannot give "
+          f"({DEFAULT_RESAMPLES} is the default)")
+
+
 def config_problem(boot_cfg, field: str) -> str | None:
-  """What is wrong with a bootstrap config (method, level), naming `field`; None if fine."""
+  """What is wrong with a bootstrap config (method, num_resamples, level), naming
+  `field`; None if fine."""
   if boot_cfg.method not in METHODS:
     return (f"config field '{field}.method' is {boot_cfg.method!r}; use one of "
             f"{METHODS}")
+  problem = _resamples_problem(boot_cfg.num_resamples,
+                               f"config field '{field}.num_resamples'")
+  if problem:
+    return problem
   if not 0 < boot_cfg.level < 1:
     return f"config field '{field}.level' must lie in (0, 1)"
   return None
@@ -82,15 +112,19 @@ def bootstrap(result: fit_lib.FitResult, *, method: str = "residual",
               num_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
               sigma=None) -> BootstrapResult:
   """Refits `result`'s law on resampled data, all resamples x starts in one call."""
+  problem = _resamples_problem(num_resamples, "num_resamples")
+  if problem:
+    raise ValueError(problem)
   rng = np.random.default_rng(seed)
   ys, ws, usable = resample_data(result, method, num_resamples, rng, sigma)
   # Unusable resamples still ride along (fixed shapes, one compile); they are masked.
   ws = np.where(usable[:, None], ws, result.weights[None, :])
-  params, objective = fit_lib.fit_many(result.law, result.x, ys, ws,
-                                       starts=result.starts, settings=result.settings)
-  valid = usable & np.isfinite(objective) & np.all(np.isfinite(params), axis=1)
-  params = np.where(valid[:, None], params, np.nan)
-  return BootstrapResult(method=method, params=params, objective=objective, valid=valid)
+  fits = fit_lib.solve_many(result.law, result.x, ys, ws, starts=result.starts,
+                            settings=result.settings)
+  valid = usable & np.isfinite(fits.objective) & np.all(np.isfinite(fits.params), axis=1)
+  params = np.where(valid[:, None], fits.params, np.nan)
+  return BootstrapResult(method=method, params=params, objective=fits.objective,
+                         valid=valid, converged=valid & fits.converged)
 
 
 def interval(samples, level: float = 0.95, axis: int = 0):

@@ -28,12 +28,47 @@ class FitError(ValueError):
   """The data cannot be fitted as asked (too few points, non-finite values...)."""
 
 
+def _is_int(value) -> bool:
+  # bool is an int subclass, but maxiter=True is a mistake, not 1.
+  return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_positive_number(value) -> bool:
+  return (isinstance(value, (int, float, np.integer, np.floating))
+          and not isinstance(value, (bool, np.bool_)) and np.isfinite(value) and value > 0)
+
+
+def config_problem(fit_cfg, field: str = "fit") -> str | None:
+  """What is wrong with fit settings (maxiter, tol, robust, huber_delta), naming
+  `field`; None if fine. FitSettings refuses the same; this lets a config be checked
+  before anything runs."""
+  if not _is_int(fit_cfg.maxiter) or fit_cfg.maxiter < 1:
+    # maxiter=0 would hand back the starting exponent as if it were the answer.
+    return (f"config field '{field}.maxiter' is {fit_cfg.maxiter!r}; use an integer "
+            f">= 1 (the solver's iteration limit; {DEFAULT_MAXITER} is the default)")
+  if not _is_positive_number(fit_cfg.tol):
+    return (f"config field '{field}.tol' is {fit_cfg.tol!r}; use a positive number "
+            f"(the solver's relative step tolerance; {DEFAULT_TOL:g} is the default)")
+  if not isinstance(fit_cfg.robust, (bool, np.bool_)):
+    return f"config field '{field}.robust' is {fit_cfg.robust!r}; use True or False"
+  if not _is_positive_number(fit_cfg.huber_delta):
+    return (f"config field '{field}.huber_delta' is {fit_cfg.huber_delta!r}; use a "
+            f"positive number (where the Huber loss turns linear, in log-residual "
+            f"units; {DEFAULT_HUBER_DELTA:g} is the default)")
+  return None
+
+
 @dataclasses.dataclass(frozen=True)
 class FitSettings:
   maxiter: int = DEFAULT_MAXITER
   tol: float = DEFAULT_TOL
   robust: bool = False            # Huber on log residuals instead of squared error
   huber_delta: float = DEFAULT_HUBER_DELTA
+
+  def __post_init__(self):
+    problem = config_problem(self)
+    if problem:
+      raise FitError(problem)
 
 
 @dataclasses.dataclass
@@ -47,6 +82,9 @@ class FitResult:
   weights: np.ndarray
   starts: np.ndarray             # [S, P]
   settings: FitSettings
+  # Whether the best start's solver met its tolerance (a vanishing gradient or a
+  # negligible step) within settings.maxiter, rather than being cut off there.
+  converged: bool
 
   @property
   def named_params(self) -> dict[str, float]:
@@ -95,29 +133,30 @@ def as_inputs(x: Mapping[str, np.ndarray]) -> dict[str, jnp.ndarray]:
 
 
 def _solve_one(law, settings, start, x, y, w):
-  """One start on one data set -> (params [P], objective)."""
+  """One start on one data set -> (params [P], objective, converged)."""
   theta0, _ = law.split(start)
-  theta, coef = solver.solve_projected(law, theta0, x, y, w, maxiter=settings.maxiter,
-                                       tol=settings.tol)
+  theta, coef, converged = solver.solve_projected(law, theta0, x, y, w,
+                                                  maxiter=settings.maxiter, tol=settings.tol)
   params = law.join(theta, coef)
   if settings.robust:
-    params = solver.solve_robust(law, params, x, y, w, delta=settings.huber_delta,
-                                 maxiter=settings.maxiter, tol=settings.tol)
+    # The Huber stage makes the answer: its convergence is the fit's.
+    params, converged = solver.solve_robust(law, params, x, y, w, delta=settings.huber_delta,
+                                            maxiter=settings.maxiter, tol=settings.tol)
     objective = solver.huber_objective(law, params, x, y, w, settings.huber_delta)
   else:
     objective = 0.5 * jnp.sum(w * (law(params, x) - y) ** 2)
   ok = jnp.isfinite(objective) & jnp.all(jnp.isfinite(params))
-  return params, jnp.where(ok, objective, jnp.inf)
+  return params, jnp.where(ok, objective, jnp.inf), converged & ok
 
 
 @functools.partial(jax.jit, static_argnames=("law", "settings"))
 def _fit_many_jit(law, settings, starts, x, ys, ws):
   over_starts = jax.vmap(_solve_one, in_axes=(None, None, 0, None, None, None))
   over_sets = jax.vmap(over_starts, in_axes=(None, None, None, None, 0, 0))
-  params, objective = over_sets(law, settings, starts, x, ys, ws)  # [B, S, P], [B, S]
+  params, objective, converged = over_sets(law, settings, starts, x, ys, ws)  # [B, S, ...]
   best = jnp.argmin(objective, axis=1)
   take = jax.vmap(lambda a, i: a[i])
-  return take(params, best), take(objective, best)
+  return take(params, best), take(objective, best), take(converged, best)
 
 
 def distinct_problems(law: forms.Law, starts) -> np.ndarray:
@@ -131,9 +170,17 @@ def distinct_problems(law: forms.Law, starts) -> np.ndarray:
   return np.unique(np.asarray(starts)[:, nonlinear_index], axis=0)
 
 
-def fit_many(law: forms.Law, x, ys, ws, *, starts=None, settings=FitSettings(),
-             solve_every_start: bool = False):
-  """Best-of-starts fits of B data sets at once: ys, ws [B, n] -> params [B, P], obj [B].
+@dataclasses.dataclass
+class ManyFits:
+  """Best-of-starts fits of B data sets."""
+  params: np.ndarray     # [B, P]
+  objective: np.ndarray  # [B]; inf where every start failed
+  converged: np.ndarray  # [B] bool: the best start met the solver's tolerance
+
+
+def solve_many(law: forms.Law, x, ys, ws, *, starts=None, settings=FitSettings(),
+               solve_every_start: bool = False) -> ManyFits:
+  """Best-of-starts fits of B data sets at once: ys, ws [B, n].
 
   Targets are divided by one common scale before solving, so tolerances mean the
   same for losses near 3 and errors near 0.5; results are returned unscaled.
@@ -150,17 +197,30 @@ def fit_many(law: forms.Law, x, ys, ws, *, starts=None, settings=FitSettings(),
     problems[:, [law.param_names.index(n) for n in law.nonlinear]] = distinct_problems(
         law, starts)
   with jax.enable_x64(True):
-    params, objective = _fit_many_jit(law, settings, jnp.asarray(problems),
-                                      as_inputs(x), jnp.asarray(ys / scale),
-                                      jnp.asarray(np.asarray(ws, np.float64)))
+    params, objective, converged = _fit_many_jit(
+        law, settings, jnp.asarray(problems), as_inputs(x), jnp.asarray(ys / scale),
+        jnp.asarray(np.asarray(ws, np.float64)))
     params, objective = np.array(params), np.array(objective)
+    converged = np.array(converged, dtype=bool)
   params[:, linear_index] *= scale
   if not settings.robust:
     objective *= scale**2  # the Huber objective on log residuals is scale-free
-  return params, objective
+  return ManyFits(params, objective, converged)
 
 
-def _check_inputs(law, x, y, w):
+def fit_many(law: forms.Law, x, ys, ws, *, starts=None, settings=FitSettings(),
+             solve_every_start: bool = False):
+  """`solve_many` as (params [B, P], objective [B]), without convergence flags."""
+  fits = solve_many(law, x, ys, ws, starts=starts, settings=settings,
+                    solve_every_start=solve_every_start)
+  return fits.params, fits.objective
+
+
+def _positions(mask) -> list[int]:
+  return np.flatnonzero(mask).tolist()
+
+
+def _check_shapes_and_values(law, x, y, w):
   n = len(y)
   missing = [k for k in law.inputs if k not in x]
   if missing:
@@ -170,10 +230,48 @@ def _check_inputs(law, x, y, w):
       raise FitError(f"{name} has shape {np.shape(values)}; expected ({n},)")
     bad = ~np.isfinite(values)
     if bad.any():
-      raise FitError(f"{name} has non-finite values at positions {np.flatnonzero(bad).tolist()}")
-  if n < law.num_params:
-    raise FitError(f"{n} points cannot determine the {law.num_params} parameters of "
-                   f"{law.formula}; add runs or fix some parameters")
+      raise FitError(f"{name} has non-finite values at positions {_positions(bad)}")
+
+
+def _check_positive(law, x, y, w, settings):
+  for k in law.positive_inputs:
+    if np.any(x[k] <= 0):
+      raise FitError(f"{k} must be positive: {law.formula} takes its logarithm or a "
+                     f"power of it, but {k} is <= 0 at positions {_positions(x[k] <= 0)}; "
+                     f"drop those rows or fix their {k}")
+  if np.any(w <= 0):
+    raise FitError(f"weights must be positive, but are <= 0 at positions "
+                   f"{_positions(w <= 0)}; drop those points rather than zero-weighting "
+                   f"them, so that every point counted is one that is fitted")
+  if settings.robust and np.any(y <= 0):
+    raise FitError(f"fit.robust=True fits log residuals, so y must be positive, but y is "
+                   f"<= 0 at positions {_positions(y <= 0)}; drop those rows or set "
+                   f"fit.robust=False")
+
+
+def distinct_design_points(law: forms.Law, x) -> int:
+  """How many different input tuples (e.g. (C, M)) the rows of x hold."""
+  design = np.stack([np.asarray(x[k], np.float64) for k in law.inputs], axis=-1)
+  return len(np.unique(design, axis=0))
+
+
+def _check_design_size(law, x, n):
+  # Repeated points pin down the noise, not the shape: only distinct ones count.
+  distinct, p, names = distinct_design_points(law, x), law.num_params, ", ".join(law.inputs)
+  if n < p:
+    raise FitError(f"{n} points cannot determine the {p} parameters of {law.formula}; "
+                   f"add runs or fix some parameters")
+  if distinct < p:
+    raise FitError(f"{n} points hold only {distinct} distinct design points ({names}); "
+                   f"repeats at one point add no information about the law's shape, and "
+                   f"the {p} parameters of {law.formula} need at least {p} distinct "
+                   f"points; add runs at new ({names})")
+
+
+def _check_inputs(law, x, y, w, settings):
+  _check_shapes_and_values(law, x, y, w)
+  _check_positive(law, x, y, w, settings)
+  _check_design_size(law, x, len(y))
 
 
 def fit(law: forms.Law, x: Mapping[str, np.ndarray], y, *, weights=None, starts=None,
@@ -182,10 +280,13 @@ def fit(law: forms.Law, x: Mapping[str, np.ndarray], y, *, weights=None, starts=
   x = {k: np.asarray(v, np.float64) for k, v in x.items()}
   y = np.asarray(y, np.float64)
   w = np.ones_like(y) if weights is None else np.asarray(weights, np.float64)
-  _check_inputs(law, x, y, w)
+  _check_inputs(law, x, y, w, settings)
   starts = default_starts(law) if starts is None else np.asarray(starts, np.float64)
-  params, objective = fit_many(law, x, y[None], w[None], starts=starts, settings=settings)
-  if not np.isfinite(objective[0]):
-    raise FitError(f"every one of the {len(starts)} starts failed to fit {law.formula}")
-  return FitResult(law=law, params=params[0], objective=float(objective[0]), x=x, y=y,
-                   weights=w, starts=starts, settings=settings)
+  fits = solve_many(law, x, y[None], w[None], starts=starts, settings=settings)
+  if not np.isfinite(fits.objective[0]):
+    raise FitError(f"every one of the {len(starts)} starts failed to fit {law.formula}: "
+                   f"each ended with non-finite parameters or objective; give starts "
+                   f"nearer the answer or check the data's scale")
+  return FitResult(law=law, params=fits.params[0], objective=float(fits.objective[0]), x=x,
+                   y=y, weights=w, starts=starts, settings=settings,
+                   converged=bool(fits.converged[0]))

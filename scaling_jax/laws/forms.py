@@ -27,6 +27,8 @@ class Law:
   nonlinear: tuple[str, ...]  # names of theta
   param_names: tuple[str, ...]  # the public order of the flat parameter vector
   basis: Callable             # basis(theta, x) -> [..., len(linear)] columns
+  # Inputs the basis takes logs or powers of: a value <= 0 has no finite basis.
+  positive_inputs: tuple[str, ...] = ()
 
   @property
   def num_params(self) -> int:
@@ -86,13 +88,15 @@ def _power_basis(theta, x):
 OVERTRAINING = Law(
     name="overtraining", formula="L(C, M) = E + (a M^eta + b M^-eta) C^-eta",
     inputs=("C", "M"), linear=("E", "a", "b"), nonlinear=("eta",),
-    param_names=("E", "a", "b", "eta"), basis=_overtraining_basis)
+    param_names=("E", "a", "b", "eta"), basis=_overtraining_basis,
+    positive_inputs=("C", "M"))
 
 # Eq. 3 (Chinchilla): loss from parameters N and tokens D.
 CHINCHILLA = Law(
     name="chinchilla", formula="L(N, D) = E + A N^-alpha + B D^-beta",
     inputs=("N", "D"), linear=("E", "A", "B"), nonlinear=("alpha", "beta"),
-    param_names=("E", "A", "B", "alpha", "beta"), basis=_chinchilla_basis)
+    param_names=("E", "A", "B", "alpha", "beta"), basis=_chinchilla_basis,
+    positive_inputs=("N", "D"))
 
 # Eq. 5: average top-1 error from loss.
 DOWNSTREAM = Law(
@@ -104,7 +108,8 @@ DOWNSTREAM = Law(
 POWER = Law(
     name="power", formula="y(X) = E + A X^-alpha",
     inputs=("X",), linear=("E", "A"), nonlinear=("alpha",),
-    param_names=("E", "A", "alpha"), basis=_power_basis)
+    param_names=("E", "A", "alpha"), basis=_power_basis,
+    positive_inputs=("X",))
 
 LAWS = {law.name: law for law in (OVERTRAINING, CHINCHILLA, DOWNSTREAM, POWER)}
 

@@ -8,6 +8,11 @@ of the exact fit the user got, for least squares and for the robust objective al
 
 `influence[t, i]` = d prediction_t / d observation_i: a shift of delta in run i's
 measured value moves prediction t by about influence * delta.
+
+Where H is singular the fitted parameters are not a function of the data (a design
+that cannot separate them, or a robust fit with too few points inside huber_delta):
+there is no derivative to report, and `InfluenceError` says why instead of returning
+rounding noise or NaN.
 """
 from __future__ import annotations
 
@@ -21,6 +26,16 @@ import numpy as np
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import solver
 
+# Curvature below this share of the largest (each parameter scaled to unit curvature)
+# means the data leave that direction unpinned: solving along it multiplies float64
+# rounding (~1e-16) by the inverse share, so 1e-10 keeps influences good to ~1e-6.
+# The paper's 5-point Eq. 4 fits sit near 1e-5; one token multiplier gives ~1e-16.
+_MIN_CURVATURE_RATIO = 1e-10
+
+
+class InfluenceError(ValueError):
+  """The fit's parameters are not differentiable in the data; the message says why."""
+
 
 def _objective(law, settings, params, x, y, w):
   if settings.robust:
@@ -30,21 +45,54 @@ def _objective(law, settings, params, x, y, w):
 
 @functools.partial(jax.jit, static_argnames=("law", "settings"))
 def _param_jacobians(law, settings, params, x, y, w):
-  """(d p*/d y [P, n], {input: d p*/d x_input [P, n]}) at the optimum `params`."""
+  """(H, d p*/d y [P, n], {input: d p*/d x_input [P, n]}) at the optimum `params`."""
   grad = jax.grad(_objective, argnums=2)
   hessian = jax.jacfwd(grad, argnums=2)(law, settings, params, x, y, w)
   cross_y = jax.jacfwd(grad, argnums=4)(law, settings, params, x, y, w)
   cross_x = jax.jacfwd(grad, argnums=3)(law, settings, params, x, y, w)
   solve = lambda b: -jnp.linalg.solve(hessian, b)
-  return solve(cross_y), {k: solve(v) for k, v in cross_x.items()}
+  return hessian, solve(cross_y), {k: solve(v) for k, v in cross_x.items()}
+
+
+def _curvature_ratio(hessian: np.ndarray) -> float:
+  """Smallest over largest |eigenvalue| of H scaled to a unit diagonal (0 if singular)."""
+  diag = np.abs(np.diag(hessian))
+  if not np.all(np.isfinite(hessian)) or np.any(diag == 0):
+    return 0.0
+  scaled = hessian / np.sqrt(np.outer(diag, diag))
+  eigenvalues = np.abs(np.linalg.eigvalsh(scaled))
+  return float(eigenvalues.min() / eigenvalues.max())
+
+
+def _not_identified(result: fit_lib.FitResult, ratio: float) -> InfluenceError:
+  law, settings = result.law, result.settings
+  why = (f"the data do not pin down every parameter of {law.formula} (e.g. a design "
+         f"with one token multiplier M cannot separate Eq. 4's a from b)")
+  if settings.robust:
+    log_residual = np.log(result.predict(result.x)) - np.log(result.y)
+    curved = int(np.sum(np.abs(log_residual) <= settings.huber_delta))
+    why += (f", or too few points sit where the Huber loss is curved: {curved} of "
+            f"{len(result.y)} lie within fit.huber_delta={settings.huber_delta:g} of the "
+            f"fit, and the {law.num_params} parameters need about as many")
+  return InfluenceError(
+      f"the fit's objective has a singular Hessian (curvature ratio {ratio:.1e} < "
+      f"{_MIN_CURVATURE_RATIO:g}), so its parameters are not a differentiable function of "
+      f"the observations and no influence exists: {why}. Add design points that "
+      f"separate the parameters" + (", or raise fit.huber_delta" if settings.robust else ""))
 
 
 def param_jacobians(result: fit_lib.FitResult):
+  """(d p*/d y [P, n], {input: d p*/d x_input [P, n]}); InfluenceError if H is singular."""
   with jax.enable_x64(True):
-    d_y, d_x = _param_jacobians(result.law, result.settings, jnp.asarray(result.params),
-                                fit_lib.as_inputs(result.x), jnp.asarray(result.y),
-                                jnp.asarray(result.weights))
-    return np.asarray(d_y), {k: np.asarray(v) for k, v in d_x.items()}
+    hessian, d_y, d_x = _param_jacobians(
+        result.law, result.settings, jnp.asarray(result.params),
+        fit_lib.as_inputs(result.x), jnp.asarray(result.y), jnp.asarray(result.weights))
+    d_y, d_x = np.asarray(d_y), {k: np.asarray(v) for k, v in d_x.items()}
+  ratio = _curvature_ratio(np.asarray(hessian))
+  finite = np.all(np.isfinite(d_y)) and all(np.all(np.isfinite(v)) for v in d_x.values())
+  if ratio < _MIN_CURVATURE_RATIO or not finite:
+    raise _not_identified(result, ratio)
+  return d_y, d_x
 
 
 def _prediction_jacobian(law, params, x_target):

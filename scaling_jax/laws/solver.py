@@ -13,7 +13,8 @@ algorithm of scipy's curve_fit that the paper used:
   authors' objective), written as least squares on sign(r) sqrt(2 huber(r)).
 
 Both differentiate implicitly (jaxopt's default), so fitted parameters have
-gradients with respect to the observations.
+gradients with respect to the observations. Both also say whether LM stopped on its
+own tolerance test rather than on maxiter (`converged`).
 """
 from __future__ import annotations
 
@@ -48,6 +49,26 @@ def _levenberg_marquardt(residual_fun, maxiter, tol):
       materialize_jac=True)
 
 
+def _met_tolerance(solver, params, state):
+  """Whether LM's own stopping test holds at its final state (else maxiter stopped it).
+
+  The test jaxopt's while-loop applies (Madsen-Nielsen, with its `- xtol`): a vanishing
+  gradient, or a step tiny relative to the parameters. Reading the final state rather
+  than comparing iter_num with maxiter also counts a test met on the last iteration.
+  The initial state's step is zero, so the step test needs one iteration at least.
+  """
+  small_gradient = jnp.max(jnp.abs(state.gradient)) <= solver.gtol
+  small_step = jnp.linalg.norm(state.delta) <= solver.xtol * (
+      jnp.linalg.norm(params) - solver.xtol)
+  return small_gradient | ((state.iter_num > 0) & small_step)
+
+
+def _run(solver, params0, *args):
+  """(params, converged) of one LM solve."""
+  params, state = solver.run(params0, *args)
+  return params, _met_tolerance(solver, params, state)
+
+
 def projected_coefficients(law, theta, x, y, w):
   """Best linear coefficients of `law` for non-linear params theta."""
   return linear.solve_linear(law.basis(theta, x), y, w)
@@ -60,27 +81,44 @@ def _projected_residual(theta, law, x, y, w):
 
 
 def solve_projected(law, theta0, x, y, w, *, maxiter: int, tol: float):
-  """LM over theta from theta0; returns (theta, linear coefficients)."""
+  """LM over theta from theta0; returns (theta, linear coefficients, converged)."""
   solver = _levenberg_marquardt(
       lambda t, x, y, w: _projected_residual(t, law, x, y, w), maxiter, tol)
-  theta = solver.run(theta0, x, y, w).params
-  return theta, projected_coefficients(law, theta, x, y, w)
+  theta, converged = _run(solver, theta0, x, y, w)
+  return theta, projected_coefficients(law, theta, x, y, w), converged
+
+
+def _log_residual(params, law, x, y):
+  return jnp.log(law(params, x)) - jnp.log(y)
 
 
 def _huber_residual(params, law, x, y, w, delta):
-  r = jnp.log(law(params, x)) - jnp.log(y)
-  abs_r = jnp.abs(r)
-  # sqrt(2 huber(r)): r itself inside delta, sqrt(2 delta |r| - delta^2) outside.
-  outside = jnp.sign(r) * jnp.sqrt(jnp.maximum(2 * delta * abs_r - delta**2, 0.0))
-  return _finite(jnp.sqrt(w) * jnp.where(abs_r <= delta, r, outside))
+  r = _log_residual(params, law, x, y)
+  inside = jnp.abs(r) <= delta
+  # sqrt(2 huber(r)): r itself inside delta, sqrt(2 delta |r| - delta^2) outside. The
+  # sqrt only ever sees positive arguments: jnp.where differentiates both branches,
+  # and sqrt's infinite slope at 0 times where's zero would make every derivative NaN.
+  excess = jnp.where(inside, 1.0, 2 * delta * jnp.abs(r) - delta**2)
+  return _finite(jnp.sqrt(w) * jnp.where(inside, r, jnp.sign(r) * jnp.sqrt(excess)))
 
 
 def solve_robust(law, params0, x, y, w, *, delta: float, maxiter: int, tol: float):
-  """LM on all parameters minimising sum_i w_i huber_delta(log law(x_i) - log y_i)."""
+  """LM on all parameters minimising sum_i w_i huber_delta(log law(x_i) - log y_i).
+
+  Returns (params, converged).
+  """
   solver = _levenberg_marquardt(
       lambda p, x, y, w: _huber_residual(p, law, x, y, w, delta), maxiter, tol)
-  return solver.run(params0, x, y, w).params
+  return _run(solver, params0, x, y, w)
 
 
 def huber_objective(law, params, x, y, w, delta):
-  return 0.5 * jnp.sum(_huber_residual(params, law, x, y, w, delta) ** 2)
+  """sum_i w_i huber_delta(r_i), r the log residuals: what `solve_robust` minimises.
+
+  Written with huber itself rather than as the square of `_huber_residual` (the same
+  value) so that its second derivatives, which influence.py needs, carry no sqrt.
+  """
+  r = _log_residual(params, law, x, y)
+  abs_r = jnp.abs(r)
+  huber = jnp.where(abs_r <= delta, 0.5 * r**2, delta * (abs_r - 0.5 * delta))
+  return jnp.sum(w * huber)

@@ -1,0 +1,38 @@
+"""The report of a study: fit.json, predictions.csv, plots and summary.md, replaced whole.
+
+  report.write(fit, workdir / "report", context, cache_bytes)
+
+Every source of runs gets the same layout (see summary.py for what summary.md says).
+"""
+from __future__ import annotations
+
+import pathlib
+import time
+
+from scaling_jax import fit_cache
+from scaling_jax.report import outputs
+from scaling_jax.report import plots
+from scaling_jax.report import staging
+from scaling_jax.report import summary as summary_lib
+
+SUMMARY = "summary.md"
+
+
+def write(fit, report_dir, context: dict, cache_bytes: bytes | None = None) -> pathlib.Path:
+  """Writes the whole report into `report_dir` (the old one stays until all is written).
+
+  `context` is what summary.md says beyond the fit (see summary.render); its
+  'fit_seconds' is measured from context['started'] when given.
+  """
+  report_dir = pathlib.Path(report_dir)
+  with staging.staged_dir(report_dir) as stage:
+    if cache_bytes is not None:
+      (stage / fit_cache.FILENAME).write_bytes(cache_bytes)
+    outputs.write_fit_json(stage / "fit.json", outputs.fit_summary(
+        fit, {key: context[key] for key in ("workdir", "source") if key in context}))
+    outputs.write_predictions_csv(stage / "predictions.csv", fit.predictions)
+    plots.write_all(fit, stage, names=tuple(plots.PLOTS))
+    if "started" in context:
+      context = dict(context, fit_seconds=time.time() - context["started"])
+    (stage / SUMMARY).write_text(summary_lib.render(fit, context), encoding="utf-8")
+  return report_dir / SUMMARY

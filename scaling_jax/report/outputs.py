@@ -1,22 +1,17 @@
-"""fit.json and predictions.csv from a StudyFit, written all-or-nothing.
+"""fit.json and predictions.csv from a StudyFit.
 
-Every output is rendered into a staging folder inside the destination first; only
-when all of them exist are they moved into place (one rename each), so a failure
-leaves the previous outputs, or none, but never a half-written set.
+fit.json is strict JSON (no NaN or Infinity tokens: a value that is not a finite
+number is written as null), so any parser reads it.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
-import importlib.metadata
 import json
-import os
+import math
 import pathlib
-import platform
-import shutil
-import tempfile
 
-from scaling_jax import fit_study
+from scaling_jax import fit_cache
+from scaling_jax import fitting
 from scaling_jax.laws import fit as fit_lib
 
 PREDICTION_COLUMNS = ("run", "N", "M", "flops", "used_in_fit", "used_in_err_fit", "loss",
@@ -24,43 +19,18 @@ PREDICTION_COLUMNS = ("run", "N", "M", "flops", "used_in_fit", "used_in_err_fit"
                       "err_lo", "err_hi", "err_rel_err")
 
 
-@contextlib.contextmanager
-def staged_outputs(destination):
-  """Yields a staging dir; on success its files replace those in `destination`."""
-  destination = pathlib.Path(destination)
-  destination.mkdir(parents=True, exist_ok=True)
-  staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=destination))
-  try:
-    yield staging
-    for path in sorted(staging.rglob("*")):
-      if path.is_file():
-        target = destination / path.relative_to(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
-
-
-def package_versions() -> dict[str, str]:
-  versions = {"python": platform.python_version()}
-  for name in ("scaling_jax", "jax", "jaxlib", "jaxopt", "numpy", "scipy", "matplotlib"):
-    try:
-      versions[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      versions[name] = "not installed"
-  return versions
-
-
-def _law_summary(law_fit: fit_study.LawFit, level: float) -> dict:
+def _law_summary(law_fit: fitting.LawFit, level: float) -> dict:
   result = law_fit.result
   return {
       "law": result.law.name, "formula": result.law.formula,
       "params": law_fit.param_intervals(level),
       "objective_half_sse": result.objective,
+      "converged": bool(result.converged),
       "design": law_fit.runs, "num_points": len(law_fit.runs),
       "bootstrap": {"method": law_fit.boot.method,
                     "num_resamples": len(law_fit.boot.valid),
-                    "num_valid": law_fit.boot.num_valid},
+                    "num_valid": law_fit.boot.num_valid,
+                    "num_converged": law_fit.boot.num_converged},
   }
 
 
@@ -71,7 +41,7 @@ def _solver_summary(settings: fit_lib.FitSettings, starts) -> dict:
           "huber_delta": settings.huber_delta if settings.robust else None}
 
 
-def fit_summary(study: fit_study.StudyFit, extra: dict) -> dict:
+def fit_summary(study: fitting.StudyFit, extra: dict) -> dict:
   """Everything fit.json holds: both laws with intervals, design, solver, versions."""
   co = study.compute_optimal
   summary = {
@@ -79,6 +49,8 @@ def fit_summary(study: fit_study.StudyFit, extra: dict) -> dict:
       "val_set": study.val_set,
       "interval_level": study.level,
       "downstream_tasks": study.tasks,
+      "task_rule": study.task_rule,
+      "notes": study.notes,
       "loss_law": _law_summary(study.loss, study.level),
       "error_law": _law_summary(study.error, study.level) if study.error else None,
       "solver": _solver_summary(study.loss.result.settings, study.loss.result.starts),
@@ -86,21 +58,36 @@ def fit_summary(study: fit_study.StudyFit, extra: dict) -> dict:
       "compute_optimal": {"flops": co.flops,
                           **{k: dict(zip(("value", "lo", "hi"), getattr(co, k)))
                              for k in ("multiplier", "params", "tokens")}},
-      "versions": package_versions(),
+      "versions": fit_cache.package_versions(),
   }
   return summary
 
 
 def _plain(value):
   """numpy scalars -> Python numbers so json and csv print them plainly."""
-  if hasattr(value, "item"):
+  if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
     return value.item()
+  return value
+
+
+def _strict(value):
+  """`value` with numpy scalars made plain and non-finite floats made None."""
+  value = _plain(value)
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {k: _strict(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_strict(v) for v in value]
+  if hasattr(value, "tolist"):
+    return _strict(value.tolist())
   return value
 
 
 def write_fit_json(path, summary: dict) -> None:
   path = pathlib.Path(path)
-  path.write_text(json.dumps(summary, indent=2, default=_plain) + "\n", encoding="utf-8")
+  path.write_text(json.dumps(_strict(summary), indent=2, allow_nan=False) + "\n",
+                  encoding="utf-8")
 
 
 def write_predictions_csv(path, predictions) -> None:

@@ -19,15 +19,50 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from scaling_jax import fit_study  # noqa: E402
+from scaling_jax import fitting  # noqa: E402
 from scaling_jax.laws import predict as predict_lib  # noqa: E402
 from scaling_jax.report import summary  # noqa: E402
 
 
+def _number(value) -> float:
+  """value as a float; NaN for None, text or infinities, which matplotlib then skips."""
+  try:
+    value = float(value)
+  except (TypeError, ValueError):
+    return np.nan
+  return value if np.isfinite(value) else np.nan
+
+
 def _multiplier_colors(multipliers):
   cmap = plt.get_cmap("viridis")
-  ms = sorted(set(multipliers))
+  ms = sorted({m for m in map(_number, multipliers) if np.isfinite(m)})
   return {m: cmap(i / max(len(ms) - 1, 1)) for i, m in enumerate(ms)}
+
+
+def _color_of(colors, multiplier):
+  return colors.get(_number(multiplier), "gray")  # an M that is no number: gray
+
+
+def _draw_interval(ax, x, value, lo, hi, *, marker, color, ms, zorder=3, mfc=None,
+                   mec=None) -> None:
+  """The interval [lo, hi] as a capped bar at x, and the value as a marker.
+
+  Drawn apart rather than with errorbar: a bootstrap percentile interval need not
+  contain the point fit (nor the measured value), and errorbar refuses the negative
+  bar lengths that then arise. Any non-finite end leaves the bar out, never the plot.
+  """
+  x, value, lo, hi = map(_number, (x, value, lo, hi))
+  if np.isfinite([x, lo, hi]).all():
+    ax.plot([x, x], [lo, hi], color=color, lw=1, zorder=zorder)
+    ax.plot([x, x], [lo, hi], ls="none", marker="_", ms=6, color=color, zorder=zorder)
+  if np.isfinite([x, value]).all():
+    ax.plot([x], [value], ls="none", marker=marker, ms=ms, color=color, mfc=mfc,
+            mec=mec, zorder=zorder + 1)
+
+
+def _legend(ax, **kwargs) -> None:
+  if ax.get_legend_handles_labels()[0]:  # an empty legend only draws a warning
+    ax.legend(**kwargs)
 
 
 def _save(fig, path) -> None:
@@ -36,63 +71,70 @@ def _save(fig, path) -> None:
   plt.close(fig)
 
 
-def draw_loss_vs_compute(ax, study: fit_study.StudyFit) -> None:
+def draw_loss_vs_compute(ax, study: fitting.StudyFit) -> None:
   """Figure 1 (left) of the paper on `ax`: reducible loss against compute, per M."""
-  preds = [p for p in study.predictions if p["loss"] is not None]
-  e = study.loss.result.named_params["E"]
+  preds = [p for p in study.predictions if np.isfinite(_number(p["loss"]))]
+  e = _number(study.loss.result.named_params["E"])
+  e = e if np.isfinite(e) else 0.0  # no floor to subtract: plot the loss itself
   colors = _multiplier_colors([p["M"] for p in preds + study.targets])
-  c_all = [p["flops"] for p in preds + study.targets]
-  grid = np.geomspace(min(c_all) / 2, max(c_all) * 2, 200)
-  for m, color in colors.items():
-    line = study.loss.result.predict({"C": grid, "M": np.full_like(grid, m)})
-    ax.plot(grid, line - e, color=color, lw=1, label=f"M={m:g}")
+  c_all = [c for c in (_number(p["flops"]) for p in preds + study.targets) if c > 0]
+  if c_all:
+    grid = np.geomspace(min(c_all) / 2, max(c_all) * 2, 200)
+    for m, color in colors.items():
+      line = study.loss.result.predict({"C": grid, "M": np.full_like(grid, m)})
+      ax.plot(grid, line - e, color=color, lw=1, label=f"M={m:g}")
   for p in preds:
-    if p["loss"] <= e:  # below the fitted floor: no place on log axes
+    if _number(p["loss"]) <= e:  # below the fitted floor: no place on log axes
       continue
-    ax.scatter(p["flops"], p["loss"] - e, s=28, zorder=3,
-               edgecolors="black" if p["used_in_fit"] else colors[p["M"]],
-               facecolors=colors[p["M"]] if p["used_in_fit"] else "none")
+    used, color = p["used_in_fit"], _color_of(colors, p["M"])
+    ax.scatter(_number(p["flops"]), _number(p["loss"]) - e, s=28, zorder=3,
+               edgecolors="black" if used else color, facecolors=color if used else "none")
   for t in study.targets:
-    ax.errorbar(t["flops"], t["loss_pred"] - e, yerr=[[t["loss_pred"] - t["loss_lo"]],
-                                                      [t["loss_hi"] - t["loss_pred"]]],
-                fmt="*", ms=12, color=colors[t["M"]], mec="black", zorder=4)
+    _draw_interval(ax, t["flops"], _number(t["loss_pred"]) - e, _number(t["loss_lo"]) - e,
+                   _number(t["loss_hi"]) - e, marker="*", ms=12,
+                   color=_color_of(colors, t["M"]), mec="black")
   ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)",
          ylabel=f"reducible loss L - E ({study.val_set})",
          title="Eq. 4 fit: filled = fit runs, hollow = held out, * = targets")
-  ax.legend(fontsize=7, ncol=2)
+  _legend(ax, fontsize=7, ncol=2)
 
 
-def plot_loss_vs_compute(study: fit_study.StudyFit, path) -> None:
+def plot_loss_vs_compute(study: fitting.StudyFit, path) -> None:
   fig, ax = plt.subplots(figsize=(6.4, 4.8))
   draw_loss_vs_compute(ax, study)
   _save(fig, path)
 
 
-def draw_error_vs_loss(ax, study: fit_study.StudyFit) -> None:
+def draw_error_vs_loss(ax, study: fitting.StudyFit) -> None:
   """Figure 1 (right): average error against loss, the Eq. 5 fit and its band."""
-  preds = [p for p in study.predictions if p.get("err") is not None and p["loss"] is not None]
-  losses = np.array([p["loss"] for p in preds] + [t["loss_pred"] for t in study.targets])
-  grid = np.linspace(losses.min() - 0.1, losses.max() + 0.1, 200)
-  band = predict_lib.predict(study.error.result, study.error.boot, {"L": grid}, study.level)
-  ax.fill_between(grid, band.lo, band.hi, color="tab:blue", alpha=0.2,
-                  label=f"{study.level:.0%} bootstrap band")
-  ax.plot(grid, band.value, color="tab:blue", label="Eq. 5 fit")
-  used = np.array([p["used_in_err_fit"] for p in preds])
-  loss, err = np.array([p["loss"] for p in preds]), np.array([p["err"] for p in preds])
-  ax.scatter(loss[~used], err[~used], s=20, facecolors="none", edgecolors="gray",
-             label="held out")
-  ax.scatter(loss[used], err[used], s=28, color="tab:orange", edgecolors="black",
-             label="fit runs")
+  preds = [p for p in study.predictions
+           if np.isfinite(_number(p.get("err"))) and np.isfinite(_number(p["loss"]))]
+  losses = np.array([_number(p["loss"]) for p in preds] +
+                    [_number(t["loss_pred"]) for t in study.targets])
+  losses = losses[np.isfinite(losses)]
+  if losses.size:
+    grid = np.linspace(losses.min() - 0.1, losses.max() + 0.1, 200)
+    band = predict_lib.predict(study.error.result, study.error.boot, {"L": grid}, study.level)
+    ax.fill_between(grid, band.lo, band.hi, color="tab:blue", alpha=0.2,
+                    label=f"{study.level:.0%} bootstrap band")
+    ax.plot(grid, band.value, color="tab:blue", label="Eq. 5 fit")
+  used = np.array([bool(p["used_in_err_fit"]) for p in preds], dtype=bool)
+  loss = np.array([_number(p["loss"]) for p in preds])
+  err = np.array([_number(p["err"]) for p in preds])
+  if preds:
+    ax.scatter(loss[~used], err[~used], s=20, facecolors="none", edgecolors="gray",
+               label="held out")
+    ax.scatter(loss[used], err[used], s=28, color="tab:orange", edgecolors="black",
+               label="fit runs")
   for t in study.targets:
-    ax.errorbar(t["loss_pred"], t["err_pred"],
-                yerr=[[t["err_pred"] - t["err_lo"]], [t["err_hi"] - t["err_pred"]]],
-                fmt="*", ms=12, color="tab:red", mec="black", zorder=4)
+    _draw_interval(ax, t["loss_pred"], t.get("err_pred"), t.get("err_lo"), t.get("err_hi"),
+                   marker="*", ms=12, color="tab:red", mec="black")
   ax.set(xlabel=f"loss ({study.val_set})", ylabel=f"average top-1 error ({len(study.tasks)} tasks)",
          title="Eq. 5: error from loss")
-  ax.legend(fontsize=8)
+  _legend(ax, fontsize=8)
 
 
-def plot_error_vs_loss(study: fit_study.StudyFit, path) -> None:
+def plot_error_vs_loss(study: fitting.StudyFit, path) -> None:
   if study.error is None:
     return
   fig, ax = plt.subplots(figsize=(6.4, 4.8))
@@ -100,7 +142,7 @@ def plot_error_vs_loss(study: fit_study.StudyFit, path) -> None:
   _save(fig, path)
 
 
-def figure_1(study: fit_study.StudyFit):
+def figure_1(study: fitting.StudyFit):
   """The paper's Figure 1 as one matplotlib Figure: loss vs compute, error vs loss."""
   panels = 2 if study.error is not None else 1
   fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels, 4.8), squeeze=False)
@@ -112,12 +154,17 @@ def figure_1(study: fit_study.StudyFit):
 
 
 def _heatmap(ax, preds, column, title):
-  ns = sorted({p["N"] for p in preds})
-  ms = sorted({p["M"] for p in preds})
+  cells = [(_number(p["N"]), _number(p["M"]), 100 * _number(p.get(column))) for p in preds]
+  cells = [c for c in cells if np.isfinite(c).all()]
+  ax.set(xlabel="token multiplier M", ylabel="parameters N", title=title)
+  if not cells:  # nothing measured: an empty panel that says so
+    ax.text(0.5, 0.5, "no measured values", ha="center", va="center",
+            transform=ax.transAxes)
+    return
+  ns, ms = sorted({c[0] for c in cells}), sorted({c[1] for c in cells})
   grid = np.full((len(ns), len(ms)), np.nan)
-  for p in preds:
-    if p.get(column) is not None:
-      grid[ns.index(p["N"]), ms.index(p["M"])] = 100 * p[column]
+  for n, m, value in cells:
+    grid[ns.index(n), ms.index(m)] = value
   image = ax.imshow(grid, cmap="Reds", vmin=0, aspect="auto", origin="lower")
   for i in range(len(ns)):
     for j in range(len(ms)):
@@ -126,12 +173,11 @@ def _heatmap(ax, preds, column, title):
         ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
                 color="white" if dark else "black")
   ax.set(xticks=range(len(ms)), xticklabels=[f"{m:g}" for m in ms], yticks=range(len(ns)),
-         yticklabels=[summary.format_count(n) for n in ns], xlabel="token multiplier M",
-         ylabel="parameters N", title=title)
+         yticklabels=[summary.format_count(n) for n in ns])
   plt.colorbar(image, ax=ax, label="relative error (%)")
 
 
-def plot_relative_error_heatmap(study: fit_study.StudyFit, path) -> None:
+def plot_relative_error_heatmap(study: fitting.StudyFit, path) -> None:
   preds = [p for p in study.predictions if p["loss"] is not None]
   panels = [("loss_rel_err", "loss: |pred - true| / true")]
   if study.error is not None:
@@ -147,20 +193,22 @@ def _predicted_vs_measured(ax, preds, targets, column, label):
   for p in preds:
     is_target = p["run"] in target_runs
     used = p["used_in_fit"] if column == "loss" else p["used_in_err_fit"]
-    ax.errorbar(p[column], p[f"{column}_pred"],
-                yerr=[[p[f"{column}_pred"] - p[f"{column}_lo"]],
-                      [p[f"{column}_hi"] - p[f"{column}_pred"]]],
-                fmt="*" if is_target else "o", ms=11 if is_target else 5, capsize=2,
-                color="tab:red" if is_target else "tab:blue" if used else "gray",
-                mfc=None if is_target or used else "none", zorder=3 if is_target else 2)
-  values = [v for p in preds for v in (p[column], p[f"{column}_lo"], p[f"{column}_hi"])]
-  lo, hi = min(values), max(values)
-  pad = 0.05 * (hi - lo or 1.0)
-  ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=0.8, ls="--")
+    _draw_interval(ax, p[column], p.get(f"{column}_pred"), p.get(f"{column}_lo"),
+                   p.get(f"{column}_hi"), marker="*" if is_target else "o",
+                   ms=11 if is_target else 5,
+                   color="tab:red" if is_target else "tab:blue" if used else "gray",
+                   mfc=None if is_target or used else "none", zorder=3 if is_target else 2)
+  values = [_number(p.get(f"{column}{suffix}")) for p in preds
+            for suffix in ("", "_pred", "_lo", "_hi")]
+  values = [v for v in values if np.isfinite(v)]
+  if values:
+    lo, hi = min(values), max(values)
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=0.8, ls="--")
   ax.set(xlabel=f"measured {label}", ylabel=f"predicted {label}", title=label)
 
 
-def plot_predicted_vs_measured(study: fit_study.StudyFit, path) -> None:
+def plot_predicted_vs_measured(study: fitting.StudyFit, path) -> None:
   panels = [("loss", f"loss ({study.val_set})")]
   if study.error is not None:
     panels.append(("err", "average error"))
@@ -181,7 +229,7 @@ PLOTS = {"loss_vs_compute.png": plot_loss_vs_compute,
 FIGURE_1_AND_5 = ("loss_vs_compute.png", "error_vs_loss.png", "relative_error_heatmap.png")
 
 
-def write_all(study: fit_study.StudyFit, directory, names=FIGURE_1_AND_5) -> list[str]:
+def write_all(study: fitting.StudyFit, directory, names=FIGURE_1_AND_5) -> list[str]:
   """Writes the named plots (error_vs_loss only with an error law); returns names."""
   directory = pathlib.Path(directory)
   written = []

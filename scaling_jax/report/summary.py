@@ -7,7 +7,7 @@ predictions.csv; nothing is computed here that those files could contradict.
 """
 from __future__ import annotations
 
-from scaling_jax import fit_study
+from scaling_jax import fitting
 
 
 def format_count(n: float) -> str:
@@ -47,7 +47,7 @@ def _target_cells(t: dict, column: str) -> list[str]:
           "n/a" if flag is None else ("yes" if flag else "**no**")]
 
 
-def _targets_section(study: fit_study.StudyFit) -> list[str]:
+def _targets_section(study: fitting.StudyFit) -> list[str]:
   pct = f"{study.level:.0%}"
   if not study.targets:
     return ["## Targets", "", "No targets named (config.study.targets is empty).", ""]
@@ -75,7 +75,7 @@ def _targets_section(study: fit_study.StudyFit) -> list[str]:
   return lines
 
 
-def _law_section(title: str, law_fit: fit_study.LawFit | None, level: float,
+def _law_section(title: str, law_fit: fitting.LawFit | None, level: float,
                  why_not: str = "") -> list[str]:
   if law_fit is None:
     return [f"### {title}", "", f"Not fitted ({why_not or 'no downstream tasks'}).", ""]
@@ -84,12 +84,15 @@ def _law_section(title: str, law_fit: fit_study.LawFit | None, level: float,
            f"| parameter | value | {level:.0%} interval |", "|---|---|---|"]
   for name, p in law_fit.param_intervals(level).items():
     lines.append(f"| {name} | {p['value']:.4g} | [{p['lo']:.4g}, {p['hi']:.4g}] |")
-  lines += ["", f"{len(law_fit.runs)} points; {boot.method} bootstrap, {boot.num_valid} of "
-            f"{len(boot.valid)} resamples valid.", ""]
+  converged = ("converged" if law_fit.result.converged else
+               "**did not converge** (see Warnings)")
+  lines += ["", f"{len(law_fit.runs)} points; fit {converged}; {boot.method} bootstrap, "
+            f"{boot.num_valid} of {len(boot.valid)} resamples valid, "
+            f"{boot.num_converged} converged.", ""]
   return lines
 
 
-def _design_section(study: fit_study.StudyFit, context: dict) -> list[str]:
+def _design_section(study: fitting.StudyFit, context: dict) -> list[str]:
   by_run = {p["run"]: p for p in study.predictions}
   lines = ["## Fit design", "", "| run | N | M | C (FLOPs) | loss | error | fits |",
            "|---|---|---|---|---|---|---|"]
@@ -100,7 +103,7 @@ def _design_section(study: fit_study.StudyFit, context: dict) -> list[str]:
             "target" if p["run"] in target_runs else "held out")
     lines.append(f"| {p['run']} | {format_count(p['N'])} | {p['M']:g} | {p['flops']:.3g} "
                  f"| {_value(p['loss'])} | {_value(p.get('err'))} | {role} |")
-  lines += ["", f"Loss: loss/{study.val_set}. Downstream: {context.get('task_rule', '')}"
+  lines += ["", f"Loss: loss/{study.val_set}. Downstream: {study.task_rule}"
             + (f": {', '.join(study.tasks)}." if study.tasks else ".")]
   unfinished = [r for r in context.get("unfinished", []) if r in by_run]
   if unfinished:
@@ -120,16 +123,26 @@ def _cost_line(context: dict) -> str:
   return "; ".join(parts) + "."
 
 
-def render(study: fit_study.StudyFit, context: dict) -> str:
-  """The markdown of summary.md. `context`: workdir, num_runs, num_rows, task_rule,
+def _notes_section(study: fitting.StudyFit) -> list[str]:
+  if not study.notes:
+    return []
+  return ["## Warnings", "", *[f"- **{note}**" for note in study.notes], ""]
+
+
+def render(study: fitting.StudyFit, context: dict) -> str:
+  """The markdown of summary.md. `context`: workdir, source, num_runs, num_rows,
   unfinished (run names), train_seconds, fit_seconds, reused_fit (any may be missing)."""
   co = study.compute_optimal
-  lines = [f"# Scaling study: {context.get('workdir', '')}", "", _cost_line(context), ""]
+  lines = [f"# Scaling study: {context.get('workdir', '')}", ""]
+  if context.get("source"):
+    lines += [f"Runs: {context['source']}.", ""]
+  lines += [_cost_line(context), ""]
+  lines += _notes_section(study)
   lines += _targets_section(study)
   lines += ["## Laws", ""]
   lines += _law_section("Loss (Eq. 4)", study.loss, study.level)
   lines += _law_section("Error (Eq. 5)", study.error, study.level,
-                        context.get("task_rule", ""))
+                        study.task_rule)
   lines += [f"Compute-optimal at C = {co.flops:.3g} FLOPs: M* = {co.multiplier[0]:.3g} "
             f"[{co.multiplier[1]:.3g}, {co.multiplier[2]:.3g}], N* = "
             f"{format_count(co.params[0])}, D* = {format_count(co.tokens[0])} tokens.", ""]
@@ -138,3 +151,22 @@ def render(study: fit_study.StudyFit, context: dict) -> str:
             "loss_vs_compute.png, error_vs_loss.png, predicted_vs_measured.png, "
             "relative_error_heatmap.png.", ""]
   return "\n".join(lines)
+
+
+def console_lines(study: fitting.StudyFit) -> list[str]:
+  """A few lines for the console: warnings, both laws with intervals, the targets."""
+  pct = f"{study.level:.0%}"
+  lines = [f"WARNING: {note}" for note in study.notes]
+  for label, law_fit in (("loss", study.loss), ("error", study.error)):
+    if law_fit is None:
+      continue
+    params = ", ".join(f"{n}={v['value']:.4g} [{v['lo']:.4g}, {v['hi']:.4g}]"
+                       for n, v in law_fit.param_intervals(study.level).items())
+    lines.append(f"{label} law {law_fit.result.law.formula}: {params} ({pct} intervals)")
+  for t in study.targets:
+    line = (f"target {t['run']}: loss {t['loss_pred']:.4f} "
+            f"[{t['loss_lo']:.4f}, {t['loss_hi']:.4f}]")
+    if "err_pred" in t:
+      line += f", error {t['err_pred']:.4f} [{t['err_lo']:.4f}, {t['err_hi']:.4f}]"
+    lines.append(line)
+  return lines

@@ -5,11 +5,15 @@ A directory holds `models/NAME.json` (one trained model each),
 (per task: type, shots, random baseline in percent). Any directory in this format
 works, including models this code has never seen.
 
-Each model becomes one runs-table row (see scaling_jax.records): final=True, M is
+Each model becomes one runs-table row (see scaling_jax.runs.table): final=True, M is
 the nominal multiplier 20 x chinchilla_multiplier, flops = 6 N D, and every
 validation set gives loss/<set> plus its 95% half-widths, token-level as
 loss_ci/<set> and sequence-level as loss_seq_ci/<set>. The set name is the folder
 after `eval_data/` (skipping `val_tok_mult/`): c4_val, paloma_c4_en, de-en, ...
+
+A model without its eval file (or a file lacking tasks) still imports, without those
+acc/<task> columns; `eval_coverage(rows, tasks)` names the missing files and tasks of
+just the rows a caller fits, so a gap elsewhere in the directory never touches a fit.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import dataclasses
 import json
 import math
 import pathlib
+from typing import Iterable, Sequence
 
 from scaling_jax.runs import table as runs_table
 
@@ -109,7 +114,13 @@ def _accuracy_columns(path: pathlib.Path) -> dict:
   return columns
 
 
-def _model_row(path: pathlib.Path, evals_dir: pathlib.Path) -> dict:
+def eval_file(model_path) -> pathlib.Path:
+  """models/NAME.json -> evals/evaluation_NAME_heavy.json beside it."""
+  model_path = pathlib.Path(model_path)
+  return model_path.parent.parent / "evals" / f"evaluation_{model_path.stem}_heavy.json"
+
+
+def _model_row(path: pathlib.Path) -> dict:
   data = _load_json(path)
   name = _field(data, "name", path)
   n = int(_number(data, "hyperparameters.params", path))
@@ -126,7 +137,7 @@ def _model_row(path: pathlib.Path, evals_dir: pathlib.Path) -> dict:
       "final": True, "source": str(path),
   }
   row.update(_loss_columns(data, path))
-  eval_path = evals_dir / f"evaluation_{path.stem}_heavy.json"
+  eval_path = eval_file(path)
   if eval_path.is_file():
     row.update(_accuracy_columns(eval_path))
   return row
@@ -144,10 +155,68 @@ def load_rows(testbed_dir) -> list[dict]:
   paths = sorted(models_dir.glob("*.json"))
   if not paths:
     raise TestbedError(f"{models_dir} holds no *.json model files")
-  rows = [_model_row(p, root / "evals") for p in paths]
+  rows = [_model_row(p) for p in paths]
+  first: dict[str, str] = {}
   for row in rows:
     runs_table.validate_row(row, where=row["source"])
+    if row["run"] in first:
+      raise TestbedError(f"{first[row['run']]} and {row['source']} both hold the model "
+                         f"named {row['run']!r} (field 'name'); remove or rename one")
+    first[row["run"]] = row["source"]
   return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalGap:
+  """One run's missing downstream data: its whole eval file, or some tasks."""
+  run: str
+  eval_file: str  # evals/evaluation_NAME_heavy.json; '' for a row not from a testbed
+  file_missing: bool
+  missing_tasks: tuple[str, ...] = ()  # of the tasks the caller expects
+
+  def line(self) -> str:
+    if self.file_missing:
+      return f"run {self.run}: no eval file {self.eval_file}; it has no accuracies"
+    where = f"{self.eval_file} lacks" if self.eval_file else "lacks"
+    return f"run {self.run}: {where} task(s) {', '.join(self.missing_tasks)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalCoverage:
+  """The downstream data the chosen rows lack; `gaps` is empty when nothing is."""
+  gaps: list[EvalGap]  # one per run with a gap, sorted by run
+
+  def lines(self) -> list[str]:
+    """One line per run with a gap, for the console and summary.md; [] when none."""
+    return [gap.line() for gap in self.gaps]
+
+
+def _eval_file_of(row: dict) -> pathlib.Path | None:
+  source = pathlib.Path(str(row.get("source", "")))
+  return eval_file(source) if source.parent.name == "models" else None
+
+
+def eval_coverage(rows: Sequence[dict], tasks: Iterable[str]) -> EvalCoverage:
+  """Which of `rows` lack their eval file, and which of `tasks` their files lack.
+
+  `rows` are the ones a caller fits (e.g. the chosen training set's error design),
+  so gaps elsewhere in the directory go unmentioned. `tasks` are the tasks every
+  row should report: eval_metadata.csv's tasks that some model of the directory
+  reports (its five generation tasks, e.g. gsm8k, no released model reports):
+      set(load_task_info(d)) & set(runs_table.metric_names(all_rows, ACC_PREFIX))
+  Rows not imported from a testbed (no models/NAME.json source) get the task check.
+  """
+  tasks = sorted(tasks)
+  gaps = []
+  for row in sorted(rows, key=lambda r: r["run"]):
+    path = _eval_file_of(row)
+    if path is not None and not path.is_file():
+      gaps.append(EvalGap(row["run"], str(path), file_missing=True))
+      continue
+    missing = tuple(t for t in tasks if runs_table.ACC_PREFIX + t not in row)
+    if missing:
+      gaps.append(EvalGap(row["run"], str(path or ""), False, missing))
+  return EvalCoverage(gaps)
 
 
 def load_task_info(testbed_dir) -> dict[str, TaskInfo]:

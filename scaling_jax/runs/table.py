@@ -17,7 +17,12 @@ Optional columns: dataset, model, seed, config (JSON string), and metrics named
 
 Each run appends to its own file; a whole batch of rows goes out in one `write` on
 a file opened for appending, so a killed process leaves at most an unterminated
-last line, which readers skip with a warning instead of failing.
+last line, which readers skip with a warning instead of failing. The next append
+starts on a fresh line: a torn tail that is not a whole row is moved into a
+sidecar `records.jsonl.torn-<time>` (nothing is silently destroyed) and cut off;
+one that is a whole row short of its newline is kept and terminated, as readers
+already count it. That repair assumes ONE writer per file (each run appends only
+to its own records, as the launcher guarantees); readers may run at any time.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import json
 import math
 import os
 import pathlib
+import time
 import warnings
 from typing import Iterable, Sequence
 
@@ -55,23 +61,94 @@ def validate_row(row: dict, where: str = "row") -> None:
       if not isinstance(value, (int, float)) or not math.isfinite(value):
         raise RecordsError(f"{where}: metric {key!r} must be a finite number, "
                            f"got {value!r}")
+      # By kind: a cross-entropy is positive; an accuracy is a fraction (a value
+      # like 26.05 is a percentage, which would silently flatten the error law).
+      if key.startswith(LOSS_PREFIX) and value <= 0:
+        raise RecordsError(f"{where}: loss {key!r} must be positive (a mean "
+                           f"cross-entropy in nats), got {value!r}")
+      if key.startswith(ACC_PREFIX) and not 0 <= value <= 1:
+        hint = " (a percentage? divide by 100)" if 1 < value <= 100 else ""
+        raise RecordsError(f"{where}: accuracy {key!r} must lie in [0, 1], got "
+                           f"{value!r}{hint}")
 
 
 def append_rows(path: str | os.PathLike, rows: Sequence[dict]) -> None:
-  """Appends validated rows to a JSONL runs table in a single write."""
+  """Appends validated rows to a JSONL runs table in a single write.
+
+  A torn last line left by a killed writer is repaired first (see the module
+  docstring), so the new rows start on a line of their own. One writer per file.
+  """
   for i, row in enumerate(rows):
     validate_row(row, where=f"row {i} for {path}")
   if not rows:
     return
-  payload = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+  payload = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode("utf-8")
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+  fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
   try:
-    os.write(fd, payload.encode("utf-8"))
+    payload = _repair_torn_tail(fd, path) + payload
+    view = memoryview(payload)
+    while view:  # a regular file takes it in one write unless the disk is full
+      view = view[os.write(fd, view):]
     os.fsync(fd)
   finally:
     os.close(fd)
+
+
+def _repair_torn_tail(fd: int, path: pathlib.Path) -> bytes:
+  """Cuts an unterminated last line off `fd`; returns b"\n" when it is a whole row.
+
+  A fragment that is not a whole row goes to a sidecar file first, fsynced, so it
+  survives for inspection; a whole row missing only its newline stays (readers
+  already count it) and the caller writes the newline before its rows.
+  """
+  size = os.fstat(fd).st_size
+  if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+    return b""
+  start = size
+  while start > 0:  # back to the byte after the last newline
+    chunk_start = max(0, start - 65536)
+    newline = os.pread(fd, start - chunk_start, chunk_start).rfind(b"\n")
+    if newline >= 0:
+      start = chunk_start + newline + 1
+      break
+    start = chunk_start
+  fragment = os.pread(fd, size - start, start)
+  if _is_row(fragment, path):
+    return b"\n"
+  sidecar = _write_sidecar(path, fragment)
+  os.ftruncate(fd, start)
+  warnings.warn(f"{path}: cut a torn last line of {len(fragment)} bytes (an "
+                f"interrupted write) before appending; its bytes are kept in {sidecar}")
+  return b""
+
+
+def _write_sidecar(path: pathlib.Path, fragment: bytes) -> pathlib.Path:
+  """Writes `fragment` to a new `<path>.torn-<time>[.<k>]`, durably."""
+  stem = f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}"
+  for k in range(1000):
+    sidecar = path.with_name(stem if k == 0 else f"{stem}.{k}")
+    try:
+      with open(sidecar, "xb") as f:
+        f.write(fragment)
+        f.flush()
+        os.fsync(f.fileno())
+      return sidecar
+    except FileExistsError:
+      continue
+  raise RecordsError(f"{path}: cannot keep a torn last line: 1000 sidecars {stem}* exist")
+
+
+def _is_row(fragment: bytes, path: pathlib.Path) -> bool:
+  try:
+    row = json.loads(fragment)
+    if not isinstance(row, dict):
+      return False
+    validate_row(row, where=str(path))
+  except ValueError:  # not UTF-8, not JSON, or a malformed row
+    return False
+  return True
 
 
 def _read_file(path: pathlib.Path) -> list[dict]:
@@ -132,3 +209,8 @@ def metric_names(rows: Iterable[dict], prefix: str) -> list[str]:
   """Sorted names after `prefix` (e.g. LOSS_PREFIX) that appear in any row."""
   names = {k[len(prefix):] for row in rows for k in row if k.startswith(prefix)}
   return sorted(names)
+
+
+def training_flops(num_params: float, tokens: float) -> float:
+  """The `flops` column's default count, C = 6 N D (Kaplan et al.; the paper's C)."""
+  return 6.0 * num_params * tokens

@@ -13,8 +13,9 @@ eval_cfg fields (a dict or ConfigDict; all optional):
   seq_len            tokens per scored row (default 128, lowered to
                      logits_fn.seq_len if that is shorter); longer contexts are
                      cut from the left
-  batch_size         rows per model call (default 64; rounded up to
-                     logits_fn.batch_multiple)
+  batch_size         rows per model call (default 16, the validation loss's
+                     batch, so both reuse one compiled forward pass; rounded
+                     up to logits_fn.batch_multiple)
   seed               seed of the embedded generators and of subsets (default 0)
   max_context_chars  context length of embedded tasks (default 96)
   name               evaluator name (default "icl")
@@ -41,7 +42,7 @@ from scaling_jax.evals.icl import suite
 
 DEFAULTS = {
     "suite": "embedded", "metadata_csv": None, "data_root": None, "tasks": None,
-    "examples_per_task": 50, "seq_len": 128, "batch_size": 64, "seed": 0,
+    "examples_per_task": 50, "seq_len": 128, "batch_size": 16, "seed": 0,
     "max_context_chars": 96, "name": "icl",
 }
 

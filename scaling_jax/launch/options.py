@@ -1,0 +1,41 @@
+"""`config.launch`: every field with its one default, and the checks of its values.
+
+Kept apart from the launcher itself so config_lib can build the default tree
+without importing the launcher (which imports config_lib to plan units).
+"""
+from __future__ import annotations
+
+import ml_collections
+
+BACKENDS = ("local", "inline", "xm_local", "slurm")
+
+
+def default_launch_config() -> ml_collections.ConfigDict:
+  """Every `config.launch` field with its one default."""
+  return ml_collections.ConfigDict(dict(
+      backend="local",  # one of BACKENDS
+      max_parallel=1,  # units training at once (device slices; SLURM array width)
+      dry_run=False,  # list the units with N, M, tokens and FLOPs; train nothing
+      cpu_devices_per_unit=1,  # XLA host devices of each unit process on CPU
+      gpus_per_unit=0,  # 0: the visible GPUs split evenly over max_parallel
+      progress_every_s=30.0,  # seconds between progress lines on stderr
+      python="",  # interpreter for the workers; '' -> this one
+      slurm=dict(
+          cluster="",  # '' -> SLURM; 'local' or 'debug' run submitit locally
+          partition="", account="", qos="", constraint="",
+          timeout_min=24 * 60, cpus_per_task=8, gpus_per_node=0, mem_gb=0,
+          job_name="scaling_jax",
+          folder="",  # submitit's logs; '' -> <workdir>/slurm/%j
+      ),
+      xm=dict(experiment_title=""),  # '' -> the workdir
+  ))
+
+
+def check_launch_config(resolved) -> None:
+  """Value checks of `config.launch` (unknown fields fail when the config is set)."""
+  if resolved.backend not in BACKENDS:
+    raise ValueError(f"config.launch.backend is {resolved.backend!r}; choose one "
+                     f"of {list(BACKENDS)}")
+  if not isinstance(resolved.max_parallel, int) or resolved.max_parallel < 1:
+    raise ValueError(f"config.launch.max_parallel must be a positive int, got "
+                     f"{resolved.max_parallel!r}")

@@ -1,0 +1,82 @@
+"""Predictions of fitted laws for design points and targets, with intervals and influences.
+
+Columns of a prediction (predictions.csv; see report/outputs.py): run, N, M, flops,
+used_in_fit, used_in_err_fit, loss, loss_pred, loss_lo, loss_hi, loss_rel_err, err,
+err_pred, err_lo, err_hi, err_rel_err. Targets add influence_on_loss and
+influence_on_err (d prediction / d observed value of each fit run).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from scaling_jax.laws import influence as influence_lib
+from scaling_jax.laws import predict as predict_lib
+from scaling_jax.runs import table as runs_table
+
+
+def law_inputs(rows: Sequence[dict]) -> dict[str, np.ndarray]:
+  """Eq. 4's inputs (C, M) of `rows`."""
+  return {"C": np.array([r["flops"] for r in rows], float),
+          "M": np.array([r["M"] for r in rows], float)}
+
+
+def _chain(loss, error, x, level):
+  if error is None:
+    return predict_lib.predict(loss.result, loss.boot, x, level), None
+  return predict_lib.predict_chain(loss.result, loss.boot, error.result, error.boot, x, level)
+
+
+def _relative_error(pred, true):
+  return abs(pred - true) / abs(true) if true is not None else None
+
+
+def predict_rows(rows, val_set, loss, error, level) -> list[dict]:
+  """One prediction per row: the chained (C, M) -> L -> Err with intervals."""
+  if not rows:
+    return []
+  loss_pred, err_pred = _chain(loss, error, law_inputs(rows), level)
+  out = []
+  for i, r in enumerate(rows):
+    true_loss = r.get(runs_table.LOSS_PREFIX + val_set)
+    p = {"run": r["run"], "N": r["N"], "M": r["M"], "flops": r["flops"],
+         "used_in_fit": r["run"] in loss.runs,
+         "used_in_err_fit": error is not None and r["run"] in error.runs,
+         "loss": true_loss, "loss_pred": loss_pred.value[i], "loss_lo": loss_pred.lo[i],
+         "loss_hi": loss_pred.hi[i],
+         "loss_rel_err": _relative_error(loss_pred.value[i], true_loss),
+         "err": r.get("err")}
+    if err_pred is not None:
+      p.update(err_pred=err_pred.value[i], err_lo=err_pred.lo[i], err_hi=err_pred.hi[i],
+               err_rel_err=_relative_error(err_pred.value[i], r.get("err")))
+    out.append(p)
+  return out
+
+
+def predict_targets(targets, val_set, loss, error, level) -> list[dict]:
+  """Predictions of the targets, each with the influence of every fit run on it."""
+  if not targets:
+    return []
+  x = law_inputs(targets)
+  out = predict_rows(targets, val_set, loss, error, level)
+  try:
+    loss_influence = influence_lib.prediction_influence(loss.result, x)
+    chain = influence_lib.chain_influence(loss.result, error.result, x) if error else None
+  except influence_lib.InfluenceError as e:
+    # The design does not pin every parameter down: no influence is meaningful.
+    for p in out:
+      p["influence_unavailable"] = str(e)
+    return out
+  for t, p in enumerate(out):
+    p["influence_on_loss"] = dict(zip(loss.runs, loss_influence[t].tolist()))
+    if chain is not None:
+      by_run = {}
+      for run, v in zip(loss.runs, chain["loss_fit_loss"][t]):
+        by_run[run] = by_run.get(run, 0.0) + float(v)
+      for run, v in zip(error.runs, chain["err_fit_loss"][t]):
+        by_run[run] = by_run.get(run, 0.0) + float(v)
+      p["influence_on_err"] = {
+          "via_loss": by_run,
+          "via_err": dict(zip(error.runs, chain["err_fit_err"][t].tolist()))}
+  return out
