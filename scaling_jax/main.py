@@ -15,6 +15,8 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs.")
+_TRACEBACK = flags.DEFINE_bool("traceback", False, "On a refused input, print the "
+                               "Python traceback too (for reporting a bug).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -44,7 +46,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   from scaling_jax import study  # imported late so --help stays fast
-  study.run(_CONFIG.value, _WORKDIR.value)
+  try:
+    study.run(_CONFIG.value, _WORKDIR.value)
+  except ValueError as e:
+    # Every refusal of bad input (a config field, a runs table, a testbed file, a
+    # fit the data cannot support) is a ValueError whose message names the file,
+    # field and fix: the user needs that line, not the stack under it.
+    if _TRACEBACK.value:
+      raise
+    raise SystemExit(f"error: {e}\n(--traceback shows where it was raised)") from None
 
 
 if __name__ == "__main__":

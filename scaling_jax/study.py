@@ -48,15 +48,26 @@ def _flag_fits(fit: fitting.StudyFit) -> None:
     if share < 0.95:
       fit.notes.append(f"{label}: only {share:.0%} of the bootstrap resamples converged; "
                        f"the intervals are unreliable (raise study.fit.maxiter)")
-    fit.notes += [f"{label}: {w}" for w in sanity.premise_warnings(law_fit.result)]
+    warnings = sanity.premise_warnings(law_fit.result)
+    fit.notes += [f"{label}: {w}" for w in warnings]
+    if warnings:  # point at the data: the run the law fits worst
+      worst = int(abs(law_fit.result.residuals()).argmax())
+      fit.notes.append(
+          f"{label}: check its design runs; the worst fitted is {law_fit.runs[worst]} "
+          f"(measured {law_fit.result.y[worst]:.4g}, fitted "
+          f"{law_fit.result.y[worst] + law_fit.result.residuals()[worst]:.4g})")
 
 
 def fit_and_report(config, workdir, *, train_seconds: float | None = None
                    ) -> fitting.StudyFit:
   """Reads the runs, fits config.study and writes WORKDIR/report/."""
   started = time.time()
-  source = runs_lib.load(config, workdir)
   report_dir = pathlib.Path(workdir) / "report"
+  # A report killed mid-swap is made whole first, so its fit cache is found.
+  report.staging.recover(report_dir)
+  source = runs_lib.load(config, workdir)
+  for note in source.notes:  # said now: a refusal below may follow from them
+    print(f"WARNING: {note}")
   key = fit_cache.key(source.rows, source.task_baselines, config.study)
   fit = (fit_cache.load(report_dir / fit_cache.FILENAME, key)
          if config.study.reuse_fit else None)
@@ -72,8 +83,10 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
              "unfinished": [r["run"] for r in fit.rows if not r["final"]],
              "train_seconds": train_seconds, "reused_fit": reused, "started": started}
   path = report.write(fit, report_dir, context, fit_cache.dumps(key, fit))
+  said = {f"WARNING: {note}" for note in source.notes}
   for line in report.summary_lib.console_lines(fit):
-    print(line)
+    if line not in said:
+      print(line)
   print(f"wrote {path} ({time.time() - started:.1f}s)")
   return fit
 

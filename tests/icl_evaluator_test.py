@@ -1,8 +1,6 @@
 """The in-loop evaluator: factory, failure isolation, fixed shapes, registration."""
-import importlib.util
 import json
 import logging
-import pathlib
 
 import jax.numpy as jnp
 import ml_collections
@@ -10,11 +8,10 @@ import numpy as np
 import pytest
 
 import scaling_jax.evals.icl as icl
+from conftest import load_config_module
 from scaling_jax.evals.icl import evaluator
 from scaling_jax.data import tokenization
 from scaling_jax.evals.icl import generators
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 _CODE = '''
 def area(width, height):
@@ -144,11 +141,7 @@ def test_tasks_too_long_for_the_model_are_skipped_not_fatal(caplog):
 
 
 def _load_config(name):
-  path = REPO / "configs" / "tasks" / f"{name}.py"
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_config_module(f"tasks/{name}")
 
 
 def test_embedded_suite_config():

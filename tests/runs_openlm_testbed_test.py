@@ -201,3 +201,15 @@ def test_the_released_testbed_has_no_gaps(rows, baselines):
 def _measured(rows, baselines):
   """Tasks with a chance level that some run of the whole directory reports."""
   return set(baselines) & set(runs_table.metric_names(rows, runs_table.ACC_PREFIX))
+
+
+def test_accuracies_in_percent_name_the_eval_file_and_field(testbed_dir, tmp_path):
+  root = _copy(testbed_dir, tmp_path)
+  path = root / "evals" / "evaluation_rpj-d=96_l=8_h=4-1.0_heavy.json"
+  data = json.loads(path.read_text())
+  data["eval_metrics"]["icl"] = {k: 100 * v for k, v in data["eval_metrics"]["icl"].items()}
+  path.write_text(json.dumps(data))
+  with pytest.raises(openlm_testbed.TestbedError,
+                     match=r"evaluation_rpj-d=96_l=8_h=4-1.0_heavy.json: field "
+                           r"'eval_metrics.icl.\w+' must be an accuracy in \[0, 1\].*percentage"):
+    openlm_testbed.load_rows(root)

@@ -213,3 +213,23 @@ def test_a_study_with_task_gaps_names_them(tmp_path):
   assert any("close_brackets" in note and "tiny-1_M20_s0" in note for note in result.notes)
   text = (tmp_path / "report" / "summary.md").read_text()
   assert "## Warnings" in text and "close_brackets" in text
+
+
+def test_a_law_against_its_premise_is_fitted_but_flagged(tmp_path):
+  """Losses that rise with compute: the fit stands, every output says it is suspect."""
+  write_runs(tmp_path, LOSS_DESIGN + TARGETS)
+  paths = sorted((tmp_path / "runs").rglob("records.jsonl"))
+  table = {p: runs_table.read_rows(p) for p in paths}
+  order = sorted(paths, key=lambda p: table[p][-1]["flops"])
+  for rank, path in enumerate(order):
+    rows = [dict(r, **{"loss/validation": 2.0 + 0.1 * rank + 0.01 * i})
+            for i, r in enumerate(table[path])]
+    path.unlink()
+    runs_table.append_rows(path, rows)
+  result = study_lib.run(make_config(downstream="none"), tmp_path)
+  flagged = [n for n in result.notes if n.startswith("loss law:")]
+  assert flagged and any("worst fitted is" in n for n in flagged)
+  text = (tmp_path / "report" / "summary.md").read_text()
+  assert "## Warnings" in text and flagged[0] in text
+  fit = json.loads((tmp_path / "report" / "fit.json").read_text())
+  assert fit["notes"] == result.notes

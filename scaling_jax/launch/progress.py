@@ -36,7 +36,7 @@ def partial_flops(unit) -> float:
   path = os.path.join(unit.workdir, runs_table.RECORDS_FILENAME)
   if os.path.exists(path):
     done = max([done] + [r["tokens"] for r in runs_table.read_rows(path)])
-  return min(6.0 * unit.N * done, unit.flops)
+  return min(runs_table.training_flops(unit.N, done), unit.flops)
 
 
 class Progress:

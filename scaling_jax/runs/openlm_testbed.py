@@ -110,6 +110,10 @@ def _accuracy_columns(path: pathlib.Path) -> dict:
     if isinstance(acc, bool) or not isinstance(acc, (int, float)) or not math.isfinite(acc):
       raise TestbedError(f"{path}: field 'eval_metrics.icl.{task}' must be a finite "
                          f"number, got {acc!r}")
+    if not 0 <= acc <= 1:
+      hint = " (a percentage? the format wants a fraction)" if 1 < acc <= 100 else ""
+      raise TestbedError(f"{path}: field 'eval_metrics.icl.{task}' must be an "
+                         f"accuracy in [0, 1], got {acc!r}{hint}")
     columns[runs_table.ACC_PREFIX + task] = float(acc)
   return columns
 
@@ -132,7 +136,8 @@ def _model_row(path: pathlib.Path) -> dict:
   row = {
       "run": name, "dataset": _field(data, "dataset_name", path),
       "model": pathlib.PurePosixPath(str(data["hyperparameters"].get("model", name))).stem,
-      "N": n, "tokens": tokens, "M": 20.0 * multiplier, "flops": 6.0 * n * tokens,
+      "N": n, "tokens": tokens, "M": 20.0 * multiplier,
+      "flops": runs_table.training_flops(n, tokens),
       "step": tokens // (batch * SEQUENCE_LENGTH) if isinstance(batch, int) and batch > 0 else 0,
       "final": True, "source": str(path),
   }
