@@ -113,9 +113,9 @@ def get_sweep(variant: dict | None = None) -> list[dict]:
 
 
 def _designs(config, loss_design, err_design, targets) -> None:
-  config.study.loss_design = list(loss_design)
-  config.study.err_design = list(err_design)
-  config.study.targets = list(targets)
+  config.study.loss_design = ",".join(loss_design)
+  config.study.err_design = ",".join(err_design)
+  config.study.targets = ",".join(targets)
 
 
 def _paper_config(config) -> None:

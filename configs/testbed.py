@@ -37,10 +37,10 @@ def get_config(arg: str = ""):
   study.subset.reference_model = "d=576_l=24_h=8"
   study.subset.pool = "source"
   loss_design = [f"{m}@20" for m in SMALL_SIZES] + ["d=96_l=8_h=4@320"]
-  study.loss_design = loss_design
-  study.err_design = loss_design + ["open_lm_1b@20"]
+  study.loss_design = ",".join(loss_design)
+  study.err_design = ",".join(loss_design + ["open_lm_1b@20"])
   # 'N@M' targets: not in the released folder.
-  study.targets = [f"{TARGET_PARAMS['1.4B']}@640", f"{TARGET_PARAMS['6.9B']}@20"]
+  study.targets = f"{TARGET_PARAMS['1.4B']}@640,{TARGET_PARAMS['6.9B']}@20"
   # Compute-optimal split reported at the 6.9B target's compute, 6 N (20 N).
   study.budget_flops = 6.0 * TARGET_PARAMS["6.9B"] ** 2 * 20
   return config

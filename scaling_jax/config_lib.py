@@ -183,6 +183,7 @@ def default_config() -> ml_collections.ConfigDict:
   """
   # Imported here: each owner's defaults pull in its package, which a caller that
   # only plans runs does not need. None of these imports config_lib back.
+  from scaling_jax import curves  # pylint: disable=g-import-not-at-top
   from scaling_jax import data  # pylint: disable=g-import-not-at-top
   from scaling_jax import evals  # pylint: disable=g-import-not-at-top
   from scaling_jax import fitting  # pylint: disable=g-import-not-at-top
@@ -219,4 +220,5 @@ def default_config() -> ml_collections.ConfigDict:
   config.launch = launch_options.default_launch_config()
   config.runs = runs.default_runs_config()
   config.study = fitting.default_study_config()
+  config.study.update(curves.default_curve_config())
   return config

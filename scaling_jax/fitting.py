@@ -37,16 +37,18 @@ class StudyError(ValueError):
 def default_study_config() -> ml_collections.ConfigDict:
   """config.study: what to fit on, what to predict, and how.
 
-  Designs and targets name design points as 'model@M' (the runs' model name and
-  tokens per parameter), e.g. 'tiny-0@20'; a target not in the table is 'N@M'
-  (parameters and multiplier, e.g. '6889410560@20'). An empty loss_design means
-  every point that is not a target; an empty err_design means the loss design.
+  Designs and targets are comma-separated strings (so a flag can set them, e.g.
+  --config.study.targets=tiny-3@20,tiny-2@80) naming design points as 'model@M'
+  (the runs' model name and tokens per parameter); a target not in the table is
+  'N@M' (parameters and multiplier, e.g. '6889410560@20'). An empty loss_design
+  means every point that is not a target; an empty err_design means the loss
+  design. (Curve fits, scaling_jax/curves.py, read targets as run names.)
   """
   study = ml_collections.ConfigDict()
   study.dataset = ""  # fit the rows of this dataset column only ('' -> all rows)
-  study.loss_design = []   # Eq. 4 fit set
-  study.err_design = []    # Eq. 5 fit set
-  study.targets = []       # points to predict
+  study.loss_design = ""   # Eq. 4 fit set
+  study.err_design = ""    # Eq. 5 fit set
+  study.targets = ""       # points to predict
   study.val_set = "validation"  # loss/<val_set> is the fitted loss
   # Which acc/<task> columns enter the average error: 'subset' (the paper's rule),
   # 'all' tasks with a known chance level, or 'none' (no error law).
@@ -72,6 +74,13 @@ def default_study_config() -> ml_collections.ConfigDict:
   return study
 
 
+def names(value) -> list[str]:
+  """A comma-separated string (or a list, from Python) as a list of names."""
+  if isinstance(value, str):
+    return [v.strip() for v in value.split(",") if v.strip()]
+  return [str(v) for v in value or ()]
+
+
 def check_study(study) -> None:
   """Value checks of config.study, before any training or fitting."""
   if study.downstream not in DOWNSTREAM_RULES:
@@ -84,8 +93,9 @@ def check_study(study) -> None:
                   bootstrap_lib.config_problem(study.bootstrap, "study.bootstrap")):
     if problem:
       raise StudyError(problem)
-  for spec in [*study.loss_design, *study.err_design, *study.targets]:
-    parse_point(spec)
+  if not study.get("fit_runs"):  # curve fits name runs, not points
+    for spec in names(study.loss_design) + names(study.err_design) + names(study.targets):
+      parse_point(spec)
 
 
 @dataclasses.dataclass
@@ -113,6 +123,9 @@ class StudyFit:
   targets: list[dict]         # predictions for the named targets, with influences
   compute_optimal: predict_lib.ComputeOptimal
   notes: list[str] = dataclasses.field(default_factory=list)  # flags for the reader
+  # The same design fitted on every checkpoint (scaling_jax/curves.py), or why not.
+  checkpoint_fit: object = None
+  checkpoint_fit_note: str = ""
 
 
 def parse_point(spec: str) -> tuple[str, float]:
@@ -232,12 +245,12 @@ def _task_gaps(rows, err_rows, baselines) -> list[str]:
 
 def designs(study, points) -> tuple[list[str], list[str], list[str]]:
   """(loss design, error design, targets), filling the defaults of empty fields."""
-  targets = list(study.targets)
+  targets = names(study.targets)
   target_keys = {parse_point(t) for t in targets}
-  loss_design = list(study.loss_design) or [
+  loss_design = names(study.loss_design) or [
       point_label(runs_table.run_key(r)) for r in points
       if runs_table.run_key(r) not in target_keys]
-  return loss_design, list(study.err_design) or loss_design, targets
+  return loss_design, names(study.err_design) or loss_design, targets
 
 
 def _budget(study, target_rows, points) -> float:

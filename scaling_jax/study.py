@@ -18,6 +18,7 @@ import os
 import pathlib
 import time
 
+from scaling_jax import curves
 from scaling_jax import fit_cache
 from scaling_jax import fitting
 from scaling_jax import report
@@ -74,17 +75,23 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
   reused = fit is not None
   if fit is None:
     logging.info("fitting %d rows from %s", len(source.rows), source.where)
-    fit = fitting.fit(source.rows, source.task_baselines, config.study)
+    # Curve fits when the study names runs to fit on every checkpoint of.
+    fit_rows = curves.fit if config.study.fit_runs else fitting.fit
+    fit = fit_rows(source.rows, source.task_baselines, config.study)
     fit.notes = list(source.notes) + fit.notes
-    _flag_fits(fit)
+    if isinstance(fit, fitting.StudyFit):
+      _flag_fits(fit)
+      loss_design, _, targets = fitting.designs(config.study, fit.rows)
+      fit.checkpoint_fit, fit.checkpoint_fit_note = curves.beside_final(
+          source.rows, config.study, loss_design, targets)
   context = {"workdir": str(workdir), "source": f"{config.runs.source} ({source.where})",
              "num_runs": len({r["run"] for r in source.rows}),
              "num_rows": len(source.rows),
-             "unfinished": [r["run"] for r in fit.rows if not r["final"]],
+             "unfinished": [r["run"] for r in getattr(fit, "rows", []) if not r["final"]],
              "train_seconds": train_seconds, "reused_fit": reused, "started": started}
   path = report.write(fit, report_dir, context, fit_cache.dumps(key, fit))
   said = {f"WARNING: {note}" for note in source.notes}
-  for line in report.summary_lib.console_lines(fit):
+  for line in report.console_lines(fit):
     if line not in said:
       print(line)
   print(f"wrote {path} ({time.time() - started:.1f}s)")
@@ -94,6 +101,8 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
 def run(config, workdir) -> fitting.StudyFit | None:
   """Trains the sweep's missing units, fits and reports (None on a dry run)."""
   fitting.check_study(config.study)  # a bad study field fails before any training
+  if config.study.fit_runs:
+    curves.check_curves(config.study)
   workdir = os.fspath(workdir)
   start = time.time()
   train_seconds = None

@@ -42,7 +42,7 @@ def test_select_points_names_what_is_available():
 
 def test_designs_default_to_every_non_target_point():
   study = fitting.default_study_config()
-  study.targets = ["b@20"]
+  study.targets = "b@20"
   points = fitting.point_rows([_row("a", "a", 20, 2.0), _row("b", "b", 20, 1.5),
                                _row("c", "c", 40, 1.7)])
   loss, err, targets = fitting.designs(study, points)
@@ -54,7 +54,7 @@ def test_designs_default_to_every_non_target_point():
     ("subset.pool", "everyone", "study.subset.pool"),
     ("fit.maxiter", 0, "fit.maxiter"),
     ("bootstrap.num_resamples", 1, "num_resamples"),
-    ("targets", ["tiny-0"], "must read 'model@M'"),
+    ("targets", "tiny-0", "must read 'model@M'"),
 ])
 def test_check_study_names_the_field(field, value, message):
   config = config_lib.default_config()

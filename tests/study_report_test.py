@@ -66,8 +66,8 @@ def write_runs(workdir, specs, seeds=1, seed=0):
 
 def make_config(num_resamples=64, **study_fields):
   config = config_lib.default_config()
-  config.study.loss_design = LOSS_DESIGN
-  config.study.targets = TARGETS
+  config.study.loss_design = ",".join(LOSS_DESIGN)
+  config.study.targets = ",".join(TARGETS)
   config.study.bootstrap.num_resamples = num_resamples
   for key, value in study_fields.items():
     config.study[key] = value
@@ -152,8 +152,9 @@ def test_baselines_come_from_the_embedded_suite():
 
 @pytest.mark.parametrize("fields,error,message", [
     (dict(downstream="some"), fitting.StudyError, "study.downstream"),
-    (dict(targets=["tiny-9@20"]), fitting.StudyError, "tiny-9@20"),
-    (dict(loss_design=LOSS_DESIGN[:3]), fitting.StudyError, "cannot determine"),
+    (dict(targets="tiny-9@20"), fitting.StudyError, "tiny-9@20"),
+    (dict(loss_design=",".join(LOSS_DESIGN[:3])), fitting.StudyError,
+     "cannot determine"),
 ])
 def test_bad_study_fails_clearly_and_writes_nothing(tmp_path, fields, error, message):
   write_runs(tmp_path, LOSS_DESIGN + TARGETS)
@@ -233,3 +234,14 @@ def test_a_law_against_its_premise_is_fitted_but_flagged(tmp_path):
   assert "## Warnings" in text and flagged[0] in text
   fit = json.loads((tmp_path / "report" / "fit.json").read_text())
   assert fit["notes"] == result.notes
+
+
+def test_summary_sets_every_checkpoint_beside_final_losses(fitted):
+  workdir, result = fitted
+  assert result.checkpoint_fit is not None, result.checkpoint_fit_note
+  text = (workdir / "report" / "summary.md").read_text()
+  assert "## All checkpoints vs final only" in text
+  by_run = {t["run"]: t for t in result.checkpoint_fit.targets}
+  for t in result.targets:
+    row = f"| {t['run']} | {100 * t['loss_rel_err']:.2f}% | "
+    assert row + f"{100 * by_run[t['run']]['final_rel_err']:.2f}%" in text

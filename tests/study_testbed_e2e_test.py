@@ -62,7 +62,7 @@ def test_switching_eval_set_and_task_average(testbed_dir, tmp_path):
 @pytest.mark.parametrize("overrides,error,message", [
     ({"testbed_dir": ""}, runs.RunsError, "runs.path' is empty"),
     ({"study.val_set": "c5_val"}, fitting.StudyError, r"no loss for eval set 'c5_val'"),
-    ({"study.loss_design": ["d=96_l=8_h=4@20", "d=512_l=8_h=4@20", "d=96_l=8_h=4@320"]},
+    ({"study.loss_design": "d=96_l=8_h=4@20,d=512_l=8_h=4@20,d=96_l=8_h=4@320"},
      fitting.StudyError, "cannot determine the 4 parameters"),
     ({"study.dataset": "pile"}, fitting.StudyError, "no run has that dataset"),
 ])

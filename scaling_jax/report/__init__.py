@@ -9,13 +9,22 @@ from __future__ import annotations
 import pathlib
 import time
 
+from scaling_jax import curves
 from scaling_jax import fit_cache
+from scaling_jax.report import curve_report
 from scaling_jax.report import outputs
 from scaling_jax.report import plots
 from scaling_jax.report import staging
 from scaling_jax.report import summary as summary_lib
 
 SUMMARY = "summary.md"
+
+
+def console_lines(fit) -> list[str]:
+  """The few lines a study prints: warnings, laws with intervals, targets."""
+  if isinstance(fit, curves.CurveFit):
+    return curve_report.console_lines(fit)
+  return summary_lib.console_lines(fit)
 
 
 def write(fit, report_dir, context: dict, cache_bytes: bytes | None = None) -> pathlib.Path:
@@ -28,11 +37,14 @@ def write(fit, report_dir, context: dict, cache_bytes: bytes | None = None) -> p
   with staging.staged_dir(report_dir) as stage:
     if cache_bytes is not None:
       (stage / fit_cache.FILENAME).write_bytes(cache_bytes)
+    if "started" in context:
+      context = dict(context, fit_seconds=time.time() - context["started"])
+    if isinstance(fit, curves.CurveFit):
+      curve_report.write(fit, stage, context)
+      return report_dir / SUMMARY
     outputs.write_fit_json(stage / "fit.json", outputs.fit_summary(
         fit, {key: context[key] for key in ("workdir", "source") if key in context}))
     outputs.write_predictions_csv(stage / "predictions.csv", fit.predictions)
     plots.write_all(fit, stage, names=tuple(plots.PLOTS))
-    if "started" in context:
-      context = dict(context, fit_seconds=time.time() - context["started"])
     (stage / SUMMARY).write_text(summary_lib.render(fit, context), encoding="utf-8")
   return report_dir / SUMMARY

@@ -112,6 +112,30 @@ def _design_section(study: fitting.StudyFit, context: dict) -> list[str]:
   return lines + [""]
 
 
+def _checkpoint_section(study: fitting.StudyFit) -> list[str]:
+  """The targets' errors from final losses (Eq. 4) beside every checkpoint (Eq. 3)."""
+  curve = study.checkpoint_fit
+  if curve is None:
+    note = study.checkpoint_fit_note
+    return [] if not note or "single checkpoint" in note else [
+        "## All checkpoints vs final only", "", f"All-checkpoint fit not made: {note}", ""]
+  by_run = {t["run"]: t for t in curve.targets}
+  lines = ["## All checkpoints vs final only", "",
+           f"Relative error of each measured target's final loss: from the final-loss "
+           f"fit (Eq. 4) and from Eq. 3 fitted on every checkpoint of the same runs "
+           f"({curve.fits['all checkpoints'].how}); ARE over the target's late "
+           f"checkpoints beside it.", "",
+           "| target | final only: rel. error | all checkpoints: rel. error | ARE |",
+           "|---|---|---|---|"]
+  for t in study.targets:
+    c = by_run.get(t["run"])
+    if c is None or t.get("loss_rel_err") is None:
+      continue
+    lines.append(f"| {t['run']} | {100 * t['loss_rel_err']:.2f}% | "
+                 f"{100 * c['final_rel_err']:.2f}% | {100 * c['are']:.2f}% |")
+  return lines + [""]
+
+
 def _cost_line(context: dict) -> str:
   parts = [f"{context.get('num_runs', '?')} runs ({context.get('num_rows', '?')} "
            f"evaluations) in the runs table"]
@@ -146,6 +170,7 @@ def render(study: fitting.StudyFit, context: dict) -> str:
   lines += [f"Compute-optimal at C = {co.flops:.3g} FLOPs: M* = {co.multiplier[0]:.3g} "
             f"[{co.multiplier[1]:.3g}, {co.multiplier[2]:.3g}], N* = "
             f"{format_count(co.params[0])}, D* = {format_count(co.tokens[0])} tokens.", ""]
+  lines += _checkpoint_section(study)
   lines += _design_section(study, context)
   lines += ["Files: fit.json (laws, intervals, influences), predictions.csv (every run), "
             "loss_vs_compute.png, error_vs_loss.png, predicted_vs_measured.png, "

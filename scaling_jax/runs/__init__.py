@@ -7,6 +7,9 @@
                   ('' -> WORKDIR/runs, where the study's sweep trains)
   openlm_testbed  the released over-training testbed (Gadre et al. 2024) in
                   `path` (models/, evals/, eval_metadata.csv)
+  csv             a training log of any framework (.csv or .jsonl, one row per
+                  run and checkpoint) at `path`, read through the column mapping
+                  of config.runs.csv (runs/csv_logs.py)
 
 Every source yields rows of the runs table (see runs/table.py) and the chance
 accuracy of each downstream task it measured, so the fit never asks where rows
@@ -19,15 +22,18 @@ import os
 
 from scaling_jax.runs.common import Runs, RunsError  # noqa: F401
 
-SOURCES = ("own", "openlm_testbed")
+SOURCES = ("own", "openlm_testbed", "csv")
 
 
 def default_runs_config():
   """`config.runs`: where the study's rows come from."""
   import ml_collections  # pylint: disable=g-import-not-at-top
+  from scaling_jax.runs import csv_logs  # pylint: disable=g-import-not-at-top
   return ml_collections.ConfigDict(dict(
       source="own",  # one of SOURCES
-      path="",  # own: '' -> WORKDIR/runs; openlm_testbed: the released folder
+      # own: '' -> WORKDIR/runs; openlm_testbed: the released folder; csv: the log
+      path="",
+      csv=csv_logs.default_csv_config(),  # source 'csv': the log's column mapping
   ))
 
 
@@ -42,6 +48,12 @@ def load(config, workdir) -> Runs:
       raise RunsError("config field 'runs.path' is empty: pass --config.runs.path=DIR "
                       "(e.g. ../shared/data/openlm_testbed)")
     return _testbed(path, config.study.dataset)
+  if source == "csv":
+    if not path:
+      raise RunsError("config field 'runs.path' is empty: pass --config.runs.path=FILE "
+                      "(a .csv or .jsonl training log)")
+    from scaling_jax.runs import csv_logs  # pylint: disable=g-import-not-at-top
+    return csv_logs.load(path, config.runs.csv)
   raise RunsError(f"config field 'runs.source' is {source!r}; use one of {SOURCES}")
 
 

@@ -1,0 +1,328 @@
+"""Fits on training curves (Choshen et al. 2024): every checkpoint, not final losses.
+
+When config.study.fit_runs names runs, the study fits Eq. 3, L(N, D), to every
+checkpoint of those runs past an early-training cut (min_tokens, min_fraction of
+the run's final tokens), predicts each target run's curve, and measures the fit by
+ARE, the mean absolute relative error over the target's late checkpoints (the last
+late_fraction of its tokens), beside the relative error at its final checkpoint.
+A final-only fit on the same runs is reported beside it when it is identifiable.
+
+Intervals come from a cluster bootstrap (laws/cluster.py): whole runs, with their
+seeds, are resampled, because checkpoints of one run are not independent.
+Borrowed parameters: `borrow` names the parameters to fix (every exponent, and
+optionally E); their values come from a fit of `borrow_from` runs in the same call
+(their bootstrap replicates carry the donor's uncertainty) or from `borrow_values`.
+
+A checkpoint mid-way through a cosine schedule is not the loss a run of that many
+tokens would reach: its learning rate has not decayed yet, so mid-run losses sit
+above the compute-matched final losses. The early-training cut and the late-
+checkpoint ARE are the guide's answers to that; a law fitted to curves describes
+these runs' trajectories, and its D term is only approximately Eq. 3's.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import types
+
+import numpy as np
+
+from scaling_jax import fitting
+from scaling_jax.laws import bootstrap as bootstrap_lib
+from scaling_jax.laws import cluster
+from scaling_jax.laws import fit as fit_lib
+from scaling_jax.laws import forms
+from scaling_jax.laws import sanity
+from scaling_jax.runs import table as runs_table
+
+WEIGHTINGS = ("checkpoint", "run")
+# Below this many runs a cluster bootstrap mostly redraws the same few runs.
+MIN_CLUSTERS = 5
+CURVE_LAWS = ("chinchilla",)
+
+
+def default_curve_config():
+  """Fields of config.study used by curve fits (see the module docstring)."""
+  return dict(
+      fit_runs="",  # comma-separated run names: fit on every checkpoint of these
+      curve_law="chinchilla",  # Eq. 3 on (N, D = tokens)
+      min_tokens=0.0,  # drop checkpoints before this many tokens (the guide: 1e10)
+      min_fraction=0.0,  # and before this fraction of each run's final tokens
+      late_fraction=0.3,  # ARE over each target's checkpoints in its last 30% of tokens
+      weighting="checkpoint",  # 'run': each run weighs 1 in all, however many points
+      borrow="",  # e.g. 'alpha,beta' or 'alpha,beta,E': parameters fixed, not fitted
+      borrow_from="",  # comma-separated donor runs fitted in the same call, or ...
+      borrow_values="",  # ... 'alpha=0.34,beta=0.28' given values
+  )
+
+
+@dataclasses.dataclass
+class CurveLawFit:
+  result: fit_lib.FitResult | None  # None for a borrowed fit (no solver run)
+  params: np.ndarray                # [P] point estimate
+  replicates: cluster.Replicates
+  runs: list[str]
+  num_points: int
+  how: str                          # one line: what was fitted on what
+
+  def param_intervals(self, level: float) -> dict[str, dict[str, float]]:
+    lo, hi = bootstrap_lib.interval(self.replicates.params, level)
+    return {n: {"value": float(self.params[i]), "lo": float(lo[i]), "hi": float(hi[i])}
+            for i, n in enumerate(forms.CHINCHILLA.param_names)}
+
+
+@dataclasses.dataclass
+class CurveFit:
+  law: forms.Law
+  level: float
+  val_set: str
+  fits: dict[str, CurveLawFit]      # 'all checkpoints', 'final only', 'borrowed'
+  checkpoints: list[dict]           # one per checkpoint of every chosen run
+  targets: list[dict]               # per target run and fit: ARE, final rel. error
+  seed_spread: list[dict]           # clusters with several seeds: their final spread
+  notes: list[str] = dataclasses.field(default_factory=list)
+  task_rule: str = "curve fit: no downstream law"
+
+
+def _names(value) -> list[str]:
+  return fitting.names(value)
+
+
+def _by_run(rows) -> dict[str, list[dict]]:
+  runs = collections.defaultdict(list)
+  for row in rows:
+    runs[row["run"]].append(row)
+  return {k: sorted(v, key=lambda r: r["tokens"]) for k, v in runs.items()}
+
+
+def _cluster_key(checkpoints: list[dict]) -> str:
+  """Runs that differ only in seed share a cluster."""
+  last = checkpoints[-1]
+  return f"{last.get('dataset')}|{last.get('model')}|{last['N']}|{last['tokens']}"
+
+
+def _loss(row, val_set) -> float:
+  return fitting.loss_of(row, val_set)
+
+
+def _chosen(runs, names, what) -> dict[str, list[dict]]:
+  missing = [n for n in names if n not in runs]
+  if missing:
+    raise fitting.StudyError(f"config field 'study.{what}' names run(s) {missing} that "
+                             f"are not in the runs table; runs there: "
+                             f"{sorted(runs)[:20]}{' ...' if len(runs) > 20 else ''}")
+  return {n: runs[n] for n in names}
+
+
+def _cut(checkpoints, study) -> list[dict]:
+  final = checkpoints[-1]["tokens"]
+  return [r for r in checkpoints if r["tokens"] >= study.min_tokens
+          and r["tokens"] >= study.min_fraction * final]
+
+
+def _design(runs: dict[str, list[dict]], study, final_only: bool):
+  """(x, y, weights, clusters, run of each point) of the chosen runs' checkpoints."""
+  points, weights = [], []
+  for name, checkpoints in runs.items():
+    kept = checkpoints[-1:] if final_only else _cut(checkpoints, study)
+    if not kept:
+      raise fitting.StudyError(
+          f"run {name!r} has no checkpoint left after the early-training cut "
+          f"(study.min_tokens={study.min_tokens:g}, study.min_fraction="
+          f"{study.min_fraction:g}; its last is at {checkpoints[-1]['tokens']:.3g} tokens)")
+    points += [(name, r) for r in kept]
+    weights += [1.0 / len(kept) if study.weighting == "run" else 1.0] * len(kept)
+  x = {"N": np.array([r["N"] for _, r in points], float),
+       "D": np.array([r["tokens"] for _, r in points], float)}
+  y = np.array([_loss(r, study.val_set) for _, r in points])
+  clusters = [_cluster_key(runs[name]) for name, _ in points]
+  return x, y, np.array(weights), clusters, [name for name, _ in points]
+
+
+def _fit(runs, study, final_only: bool, label: str) -> CurveLawFit:
+  x, y, w, clusters, _ = _design(runs, study, final_only)
+  sizes = len(np.unique(x["N"]))
+  if sizes < 3 and not final_only:
+    # E + A N^-alpha takes one value per size: fewer than three sizes cannot pin
+    # E, A and alpha down, however many checkpoints each run has.
+    raise fitting.StudyError(
+        f"{label} fit: the runs {sorted(runs)} have {sizes} model size(s); Eq. 3 needs "
+        f"3 or more to determine E, A and alpha. Add runs of other sizes, or borrow "
+        f"the exponents: --config.study.borrow=alpha,beta with study.borrow_from "
+        f"(runs of another family) or study.borrow_values")
+  settings = fit_lib.FitSettings(**study.fit.to_dict())
+  try:
+    result = fit_lib.fit(forms.CHINCHILLA, x, y, weights=w, settings=settings)
+  except fit_lib.FitError as e:
+    raise fitting.StudyError(f"{label} fit of {forms.CHINCHILLA.formula} on runs "
+                             f"{sorted(runs)}: {e}") from None
+  reps = cluster.cluster_bootstrap(result, clusters,
+                                   num_resamples=study.bootstrap.num_resamples,
+                                   seed=study.bootstrap.seed)
+  return CurveLawFit(result, result.params, reps, sorted(runs), len(y),
+                     f"{label}: {len(y)} checkpoints of {len(runs)} runs")
+
+
+def _borrowed_values(study, runs_by_name, num_resamples) -> tuple[dict, str]:
+  """{name: values [B+1]} (point first, then replicates) and where they came from."""
+  names = _names(study.borrow)
+  if study.borrow_from:
+    donor = _fit(_chosen(runs_by_name, _names(study.borrow_from), "borrow_from"), study,
+                 False, "donor")
+    index = {n: forms.CHINCHILLA.param_names.index(n) for n in names}
+    values = {n: np.concatenate([[donor.params[i]], donor.replicates.params[:, i]])
+              for n, i in index.items()}
+    return values, f"from the fit of {', '.join(donor.runs)} ({donor.how})"
+  given = {}
+  for item in _names(study.borrow_values):
+    key, _, value = item.partition("=")
+    given[key.strip()] = float(value)
+  missing = [n for n in names if n not in given]
+  if missing:
+    raise fitting.StudyError(f"study.borrow names {missing}, but neither "
+                             f"study.borrow_from nor study.borrow_values gives them")
+  return ({n: np.full(num_resamples + 1, given[n]) for n in names},
+          f"given ({study.borrow_values})")
+
+
+def _borrowed_fit(runs, study, runs_by_name) -> CurveLawFit:
+  x, y, w, clusters, _ = _design(runs, study, False)
+  b = study.bootstrap.num_resamples
+  values, source = _borrowed_values(study, runs_by_name, b)
+  weights = np.concatenate([w[None], cluster.cluster_weights(clusters, b,
+                                                             study.bootstrap.seed) * w])
+  try:
+    params = cluster.fixed_fit(forms.CHINCHILLA, values, x,
+                               np.broadcast_to(y, weights.shape), weights)
+  except ValueError as e:
+    raise fitting.StudyError(f"config field 'study.borrow': {e}") from None
+  valid = np.all(np.isfinite(params[1:]), axis=1)
+  reps = cluster.Replicates(np.where(valid[:, None], params[1:], np.nan), valid,
+                            "cluster, with the donor's replicates")
+  return CurveLawFit(None, params[0], reps, sorted(runs), len(y),
+                     f"borrowed {study.borrow} {source}; {len(y)} checkpoints of "
+                     f"{len(runs)} runs")
+
+
+def _target_rows(name, checkpoints, fits, study, level) -> list[dict]:
+  x = {"N": np.array([r["N"] for r in checkpoints], float),
+       "D": np.array([r["tokens"] for r in checkpoints], float)}
+  true = np.array([_loss(r, study.val_set) for r in checkpoints])
+  late = np.array([r["tokens"] >= (1 - study.late_fraction) * checkpoints[-1]["tokens"]
+                   for r in checkpoints])
+  out = []
+  for label, law_fit in fits.items():
+    point = cluster.evaluate(forms.CHINCHILLA, law_fit.params[None], x)[0]
+    reps = cluster.evaluate(forms.CHINCHILLA, law_fit.replicates.params, x)
+    are_reps = np.mean(np.abs(reps[:, late] - true[late]) / true[late], axis=1)
+    lo, hi = bootstrap_lib.interval(are_reps[law_fit.replicates.valid], level)
+    out.append({"run": name, "fit": label, "N": checkpoints[-1]["N"],
+                "final_tokens": checkpoints[-1]["tokens"], "late_checkpoints": int(late.sum()),
+                "are": float(np.mean(np.abs(point[late] - true[late]) / true[late])),
+                "are_lo": float(lo), "are_hi": float(hi),
+                "final_rel_err": float(abs(point[-1] - true[-1]) / true[-1])})
+  return out
+
+
+def _checkpoint_rows(runs, fit_runs, main: CurveLawFit, study, level) -> list[dict]:
+  rows = []
+  for name, checkpoints in runs.items():
+    x = {"N": np.array([r["N"] for r in checkpoints], float),
+         "D": np.array([r["tokens"] for r in checkpoints], float)}
+    point = cluster.evaluate(forms.CHINCHILLA, main.params[None], x)[0]
+    lo, hi = bootstrap_lib.interval(
+        cluster.evaluate(forms.CHINCHILLA, main.replicates.params, x), level)
+    kept = {id(r) for r in _cut(checkpoints, study)} if name in fit_runs else set()
+    for i, r in enumerate(checkpoints):
+      rows.append({"run": name, "N": r["N"], "tokens": r["tokens"], "step": r["step"],
+                   "loss": _loss(r, study.val_set), "loss_pred": float(point[i]),
+                   "loss_lo": float(lo[i]), "loss_hi": float(hi[i]),
+                   "used_in_fit": id(r) in kept})
+  return rows
+
+
+def _seed_spread(runs_by_name, val_set) -> list[dict]:
+  clusters = collections.defaultdict(list)
+  for name, checkpoints in runs_by_name.items():
+    clusters[_cluster_key(checkpoints)].append(_loss(checkpoints[-1], val_set))
+  return [{"cluster": key.replace("|", " "), "seeds": len(v), "final_loss_mean": float(np.mean(v)),
+           "final_loss_sd": float(np.std(v, ddof=1))}
+          for key, v in sorted(clusters.items()) if len(v) > 1]
+
+
+def check_curves(study) -> None:
+  if study.weighting not in WEIGHTINGS:
+    raise fitting.StudyError(f"config field 'study.weighting' is {study.weighting!r}; "
+                             f"use one of {WEIGHTINGS}")
+  if study.curve_law not in CURVE_LAWS:
+    raise fitting.StudyError(f"config field 'study.curve_law' is {study.curve_law!r}; "
+                             f"use one of {CURVE_LAWS}")
+  if not 0 < study.late_fraction <= 1:
+    raise fitting.StudyError("config field 'study.late_fraction' must lie in (0, 1]")
+
+
+def fit(source_rows, task_baselines, study) -> CurveFit:
+  """Curve fits of config.study (see the module docstring)."""
+  del task_baselines  # no downstream law on curves yet
+  fitting.check_study(study)
+  check_curves(study)
+  rows = [r for r in source_rows if not study.dataset or r.get("dataset") == study.dataset]
+  runs_by_name = _by_run(rows)
+  fit_runs = _chosen(runs_by_name, _names(study.fit_runs), "fit_runs")
+  targets = _chosen(runs_by_name, _names(study.targets), "targets")
+  notes, fits = [], {}
+  if study.borrow:
+    fits["borrowed"] = _borrowed_fit(fit_runs, study, runs_by_name)
+  else:
+    fits["all checkpoints"] = _fit(fit_runs, study, False, "all checkpoints")
+    try:
+      fits["final only"] = _fit(fit_runs, study, True, "final only")
+    except fitting.StudyError as e:
+      notes.append(f"final-only fit not made: {e}")
+  for label, law_fit in fits.items():
+    if len(set(law_fit.runs)) < MIN_CLUSTERS:
+      notes.append(f"{label} fit: its intervals resample only {len(law_fit.runs)} runs; "
+                   f"a cluster bootstrap needs about {MIN_CLUSTERS} or more to say how "
+                   f"uncertain the fit is, so read them as a lower bound")
+  for label, law_fit in fits.items():  # a fit against its premise stands, flagged
+    named = types.SimpleNamespace(law=forms.CHINCHILLA, named_params=dict(
+        zip(forms.CHINCHILLA.param_names, map(float, law_fit.params))))
+    notes += [f"{label} fit: {w}" for w in sanity.premise_warnings(named)]
+  main = next(iter(fits.values()))
+  level = study.bootstrap.level
+  shown = dict(fit_runs, **targets)
+  return CurveFit(
+      law=forms.CHINCHILLA, level=level, val_set=study.val_set, fits=fits,
+      checkpoints=_checkpoint_rows(shown, fit_runs, main, study, level),
+      targets=[row for name, cps in targets.items()
+               for row in _target_rows(name, cps, fits, study, level)],
+      seed_spread=_seed_spread(runs_by_name, study.val_set), notes=notes)
+
+
+def beside_final(source_rows, study, loss_design, targets) -> tuple["CurveFit | None", str]:
+  """The all-checkpoint fit of a final-point study's loss design, for comparison.
+
+  Fits Eq. 3 on every checkpoint of the runs behind the loss design ('model@M'
+  points) and predicts the runs behind its measured targets; returns (fit, '') or
+  (None, why not). Sources with one checkpoint per run have no curves to fit.
+  """
+  design = {fitting.parse_point(p) for p in loss_design}
+  targets = {fitting.parse_point(p) for p in targets}
+  rows = [r for r in source_rows if not study.dataset or r.get("dataset") == study.dataset]
+  by_run = _by_run(rows)
+  if all(len(v) == 1 for v in by_run.values()):
+    return None, "every run has a single checkpoint"
+  key = lambda run: runs_table.run_key(by_run[run][-1])
+  fit_runs = [r for r in by_run if key(r) in design]
+  target_runs = [r for r in by_run if key(r) in targets]
+  if not target_runs:
+    return None, "no measured target to compare on"
+  curve_study = study.copy_and_resolve_references()
+  with curve_study.unlocked():
+    curve_study.fit_runs = ",".join(fit_runs)
+    curve_study.targets = ",".join(target_runs)
+    curve_study.borrow = ""
+  try:
+    return fit(rows, {}, curve_study), ""
+  except fitting.StudyError as e:
+    return None, str(e)

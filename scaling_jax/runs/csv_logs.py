@@ -1,0 +1,553 @@
+"""Runs from the training logs of any framework: a CSV or JSONL file, one row per
+(run, checkpoint), mapped onto the runs table (runs/table.py) by `config.runs.csv`.
+
+  runs = csv_logs.load("olmo.csv", csv_cfg)   # Runs: rows, no task baselines, notes
+
+Each kept row becomes one runs-table row: run, N, tokens, step, flops (6 N D unless a
+flops column is mapped), loss/<eval_set>, model (the family column, else the run's
+size label), seed and dataset where known, source 'FILE:LINE', final on each run's
+last kept checkpoint (a filter that cuts a run short ends it early), and M = the
+run's last tokens / N to 6 significant figures on every row (the table's M is the
+run's planned multiplier, so all rows of a run share the design point of its end).
+
+Cells are stripped of surrounding blanks ('OLMo-1B ' is 'OLMo-1B'). Counts (params,
+tokens, steps, flops, size_names values, filter values) read '2.8B', '350M', '12k',
+'1.5e9' or '2810000000.0' (k, M, B or G, T; any case). A row's line is its line in
+the file (the header is line 1), and every error names FILE:LINE and the column.
+
+Within a run, rows with the same tokens and the same values are duplicates, counted
+once and reported in the notes; the same tokens with different values is an error.
+The remaining rows must come in training order (unless `unordered`): tokens that go
+backwards mean two runs under one name or a restarted log, and are an error.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import dataclasses
+import difflib
+import json
+import math
+import pathlib
+import re
+from typing import Mapping, Sequence
+
+import ml_collections
+
+from scaling_jax.runs import common
+from scaling_jax.runs import table as runs_table
+
+RunsError = common.RunsError
+OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
+SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+# A mean per-token cross-entropy above this (uniform over e^100 tokens) is a sum
+# over a batch or a scaled value, never a loss to fit.
+MAX_LOSS = 100.0
+_COUNT = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([kKmMbBgGtT]?)$")
+_FILTER = re.compile(r"^\s*(?P<column>[^=!<>]*?)\s*(?P<op>[=!<>]+)\s*(?P<value>.*?)\s*$")
+_FIELD = "config field 'runs.csv.{}'"
+
+
+def default_csv_config() -> ml_collections.ConfigDict:
+  """`config.runs.csv`: how a log file's columns become runs-table rows."""
+  return ml_collections.ConfigDict(dict(
+      # Our name -> the file's column. run, params and loss are required; tokens may
+      # be '' when tokens_per_step derives it; '' = the file has no such column.
+      columns=dict(
+          run="run",        # run name (ignored when run_from is set)
+          params="params",  # parameter count ('2.8B') or a size name (see size_names)
+          tokens="tokens",  # training tokens at the checkpoint
+          loss="loss",      # mean per-token cross-entropy in nats (see loss_scale)
+          family="",        # model label of the design point; '' -> the size label
+          seed="",          # seed of the run
+          step="",          # optimiser step; '' -> the checkpoint's position, 1, 2, ...
+          flops="",         # training FLOPs so far; '' -> 6 N tokens
+          dataset="",       # training set of the run; '' -> `dataset` below
+      ),
+      tokens_per_step=0.0,  # > 0: tokens = step x this (needs columns.step, tokens='')
+      # Size name -> parameter count, for files that name sizes: "{'base': 248e6}".
+      # Consulted before a params cell is read as a count, so it also replaces
+      # nominal labels ('7B') by exact counts.
+      size_names="",
+      # Conditions on raw columns, all kept rows pass every one: 'COLUMN OP VALUE'
+      # with OP one of == != < <= > >=. Numbers (and counts like 2.8B) compare as
+      # numbers, other values as text, which only == and != take; '' or "" is the
+      # empty cell (e.g. "c4_en-validation/CrossEntropyLoss != ''").
+      filters=(),
+      run_from=(),  # columns whose values, joined by '_', name the run
+      dataset="",   # the dataset column of every row when columns.dataset is ''
+      eval_set="validation",  # the loss becomes loss/<eval_set>
+      loss_scale=1.0,  # loss = cell x this (ln 2 for bits; 1/tokens of a batch sum)
+      unordered=False,  # True: row order means nothing; each run is sorted by tokens
+  ))
+
+
+def parse_count(text) -> float:
+  """'2.8B' -> 2.8e9, '350M', '12k', '1.5e9', 7 -> float; ValueError otherwise."""
+  match = _COUNT.match(str(text).strip())
+  if not match:
+    raise ValueError(f"{text!r} is not a count like '2.8B', '350M' or '1.5e9'")
+  return float(match[1]) * SUFFIXES[match[2].lower()]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Record:
+  line: int
+  cells: dict  # column -> stripped text ('' for an empty or absent cell)
+
+
+def _text(value) -> str:
+  if value is None:
+    return ""
+  return value.strip() if isinstance(value, str) else json.dumps(value)
+
+
+def read_records(path: pathlib.Path) -> tuple[list[str], list[_Record]]:
+  """The file's columns and data rows (.csv with a header, or .jsonl objects)."""
+  if not path.is_file():
+    raise RunsError(f"{path}: no such file (config field 'runs.path')")
+  suffix = path.suffix.lower()
+  try:
+    with path.open(newline="", encoding="utf-8-sig") as f:
+      if suffix == ".csv":
+        return _read_csv(path, f)
+      if suffix == ".jsonl":
+        return _read_jsonl(path, f)
+  except (csv.Error, UnicodeDecodeError) as e:
+    raise RunsError(f"{path}: cannot read as {suffix[1:]} ({e})") from None
+  raise RunsError(f"{path}: unknown log format {suffix!r}; use .csv or .jsonl")
+
+
+def _read_csv(path, f) -> tuple[list[str], list[_Record]]:
+  reader = csv.reader(f)
+  header = [h.strip() for h in next(reader, [])]
+  if not header:
+    raise RunsError(f"{path}: empty file; expected a header line of column names")
+  twice = sorted({h for h in header if header.count(h) > 1})
+  if twice:
+    raise RunsError(f"{path}:1: column(s) {twice} appear more than once in the header")
+  records, end = [], reader.line_num
+  for fields in reader:
+    start, end = end + 1, reader.line_num
+    if not fields or fields == [""]:
+      continue
+    if len(fields) != len(header):
+      raise RunsError(f"{path}:{start}: {len(fields)} fields, but the header names "
+                      f"{len(header)} columns")
+    records.append(_Record(start, {h: _text(v) for h, v in zip(header, fields)}))
+  return header, records
+
+
+def _read_jsonl(path, f) -> tuple[list[str], list[_Record]]:
+  columns, records = {}, []
+  for line, text in enumerate(f, start=1):
+    if not text.strip():
+      continue
+    try:
+      obj = json.loads(text)
+    except json.JSONDecodeError as e:
+      raise RunsError(f"{path}:{line}: not valid JSON ({e.msg})") from None
+    if not isinstance(obj, dict):
+      raise RunsError(f"{path}:{line}: expected a JSON object per line, got "
+                      f"{type(obj).__name__}")
+    columns.update(dict.fromkeys(obj))
+    records.append(_Record(line, {k: _text(v) for k, v in obj.items()}))
+  return list(columns), records
+
+
+def load(path, csv_cfg=None) -> common.Runs:
+  """The runs in the log file `path`, read through `csv_cfg` (default_csv_config)."""
+  path = pathlib.Path(path)
+  csv_cfg = default_csv_config() if csv_cfg is None else csv_cfg
+  header, records = read_records(path)
+  if not records:
+    raise RunsError(f"{path}: no data rows")
+  mapping = _resolve(csv_cfg, header, path)
+  records, notes = _filtered(records, mapping.filters, path)
+  _check_losses_present(records, mapping, path)
+  rows, duplicates = _assemble([_row(r, mapping, path) for r in records], mapping)
+  if duplicates:
+    lines = ", ".join(f"{dup} (= {first})" for dup, first in duplicates[:5])
+    notes.append(f"{path}: {len(duplicates)} duplicate row(s) (same run, tokens and "
+                 f"values as an earlier row) counted once: {lines}"
+                 + (", ..." if len(duplicates) > 5 else ""))
+  return common.Runs(rows=rows, task_baselines={}, where=str(path), notes=notes)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Filter:
+  text: str
+  column: str
+  op: str
+  value: str  # the text compared ('' is the empty cell)
+  number: float | None  # the value as a count, when it reads as one
+
+  def keeps(self, cell: str, where: str) -> bool:
+    if self.number is not None:
+      try:  # 'nan' counts as a number here, so 'loss < 20' drops NaN cells too
+        return _compare(_number(cell), self.op, self.number)
+      except ValueError:
+        pass  # a cell that is no number compares as text
+    if self.op in ("==", "!="):
+      return _compare(cell, self.op, self.value)
+    raise RunsError(f"{where}: filter {self.text!r}: column {self.column!r} is {cell!r}, "
+                    f"not a number, which {self.op!r} needs")
+
+
+def _number(cell: str) -> float:
+  try:
+    return parse_count(cell)
+  except ValueError:
+    return float(cell)
+
+
+def _compare(a, op: str, b) -> bool:
+  return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b,
+          ">": a > b, ">=": a >= b}[op]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Mapping:
+  columns: dict  # our name -> the file's column, '' = absent
+  tokens_per_step: float
+  size_names: dict  # size name -> parameter count
+  filters: tuple
+  run_from: tuple
+  dataset: str
+  loss_key: str  # loss/<eval_set>
+  loss_scale: float
+  unordered: bool
+
+
+def _missing_column(path, header, column: str, field: str) -> RunsError:
+  close = difflib.get_close_matches(column, header, n=3, cutoff=0.5)
+  hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+  listing = ", ".join(map(repr, header[:40])) + (", ..." if len(header) > 40 else "")
+  return RunsError(f"{path}: {field} names column {column!r}, which the file lacks"
+                   f"{hint}; its columns: {listing}")
+
+
+def _resolve(cfg, header: Sequence[str], path) -> _Mapping:
+  """Checks `cfg` against the file's `header`; every error names the config field."""
+  defaults = default_csv_config()
+  get = lambda key: cfg[key] if key in cfg else defaults[key]  # noqa: E731
+  run_from = tuple(str(c).strip() for c in get("run_from"))
+  for column in run_from:
+    if column not in header:
+      raise _missing_column(path, header, column, _FIELD.format("run_from"))
+  tokens_per_step = float(get("tokens_per_step"))
+  columns = _columns(get("columns"), run_from, tokens_per_step, header, path)
+  loss_scale = float(get("loss_scale"))
+  if not (math.isfinite(loss_scale) and loss_scale > 0):
+    raise RunsError(f"{path}: {_FIELD.format('loss_scale')} must be positive, got {loss_scale:g}")
+  eval_set = str(get("eval_set")).strip()
+  if not eval_set or "/" in eval_set:
+    raise RunsError(f"{path}: {_FIELD.format('eval_set')} is {eval_set!r}; it names the "
+                    f"loss/<eval_set> column, so it must be non-empty without '/'")
+  filters = get("filters")
+  filters = [filters] if isinstance(filters, str) else list(filters)
+  return _Mapping(
+      columns=columns, tokens_per_step=tokens_per_step,
+      size_names=_size_names(get("size_names"), path),
+      filters=tuple(_parse_filter(str(f), header, path) for f in filters),
+      run_from=run_from, dataset=str(get("dataset")).strip(),
+      loss_key=runs_table.LOSS_PREFIX + eval_set, loss_scale=loss_scale,
+      unordered=bool(get("unordered")))
+
+
+def _columns(mapped, run_from, tokens_per_step: float, header, path) -> dict:
+  """Our name -> the file's column ('' = absent), each present in `header`."""
+  columns = {k: str(v).strip() for k, v in default_csv_config().columns.items()}
+  for key, value in mapped.items():
+    if key not in columns:
+      raise RunsError(f"{path}: {_FIELD.format('columns')} has unknown key {key!r}; "
+                      f"keys: {list(columns)}")
+    columns[key] = str(value).strip()
+  if run_from:
+    columns["run"] = ""
+  if not columns["tokens"]:
+    if not (math.isfinite(tokens_per_step) and tokens_per_step > 0):
+      raise RunsError(f"{path}: {_FIELD.format('tokens_per_step')} is {tokens_per_step:g}; "
+                      f"with no tokens column (columns.tokens '') it must be positive")
+    if not columns["step"]:
+      raise RunsError(f"{path}: {_FIELD.format('tokens_per_step')} derives tokens from "
+                      f"steps, but {_FIELD.format('columns.step')} is ''")
+  elif tokens_per_step:
+    raise RunsError(f"{path}: {_FIELD.format('tokens_per_step')} is {tokens_per_step:g} "
+                    f"and columns.tokens is {columns['tokens']!r}: pick one (set "
+                    f"--config.runs.csv.columns.tokens='' to derive tokens from steps)")
+  for name in ("run", "params", "loss"):
+    if not columns[name] and not (name == "run" and run_from):
+      raise RunsError(f"{path}: {_FIELD.format('columns.' + name)} is '' but is required")
+  for name, column in columns.items():
+    if column and column not in header:
+      raise _missing_column(path, header, column, _FIELD.format("columns." + name))
+  return columns
+
+
+def _size_names(value, path) -> dict:
+  field = _FIELD.format("size_names")
+  if isinstance(value, str):
+    if not value.strip():
+      return {}
+    try:
+      value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      value = None
+  if not isinstance(value, Mapping):
+    raise RunsError(f"{path}: {field} must map size names to counts, like "
+                    f"\"{{'base': 248e6, 'xl': '2.85B'}}\"")
+  names = {}
+  for name, count in value.items():
+    try:
+      names[str(name).strip()] = parse_count(count)
+    except ValueError as e:
+      raise RunsError(f"{path}: {field} entry {name!r}: {e}") from None
+    if names[str(name).strip()] <= 0:
+      raise RunsError(f"{path}: {field} entry {name!r} must be a positive count")
+  return names
+
+
+def _parse_filter(text: str, header, path) -> _Filter:
+  field = _FIELD.format("filters")
+  match = _FILTER.match(text)
+  if not match or not match["column"]:
+    raise RunsError(f"{path}: {field} entry {text!r} is not 'COLUMN OP VALUE' with OP "
+                    f"one of {' '.join(OPERATORS)} (e.g. 'epochs == 1')")
+  column, op, value = match["column"], match["op"], match["value"]
+  if op not in OPERATORS:
+    raise RunsError(f"{path}: {field} entry {text!r}: bad operator {op!r}; use one of "
+                    f"{' '.join(OPERATORS)}")
+  if column not in header:
+    raise _missing_column(path, header, column, f"{field} entry {text!r}")
+  if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+    value = value[1:-1]
+  try:
+    number = parse_count(value)
+  except ValueError:
+    number = None
+  if number is None and op not in ("==", "!="):
+    raise RunsError(f"{path}: {field} entry {text!r}: {op!r} needs a number, got {value!r}")
+  return _Filter(text, column, op, value, number)
+
+
+def _filtered(records, filters, path) -> tuple[list[_Record], list[str]]:
+  """The records every filter keeps, and a note of what each removed."""
+  if not filters:
+    return records, []
+  total, removed = len(records), []
+  for flt in filters:
+    kept = [r for r in records if flt.keeps(r.cells.get(flt.column, ""), f"{path}:{r.line}")]
+    removed.append(f"{flt.text!r} removed {len(records) - len(kept)} of {len(records)}")
+    if not kept:
+      seen = sorted({r.cells.get(flt.column, "") for r in records})
+      raise RunsError(f"{path}: no rows left after {_FIELD.format('filters')}: "
+                      f"{'; '.join(removed)}; values of {flt.column!r} among the rows it "
+                      f"saw: {seen[:10]}" + (" ..." if len(seen) > 10 else ""))
+    records = kept
+  return records, [f"{path}: filters kept {len(records)} of {total} rows ("
+                   f"{'; '.join(removed)})"]
+
+
+_TWO_RUNS = ("two runs under one name? name runs by more columns "
+             "(runs.csv.run_from) or keep one with runs.csv.filters")
+
+
+def _run_name(record: _Record, mapping: _Mapping, path) -> str:
+  columns = mapping.run_from or (mapping.columns["run"],)
+  values = [record.cells.get(c, "") for c in columns]
+  for column, value in zip(columns, values):
+    if not value:
+      raise RunsError(f"{path}:{record.line}: column {column!r} (run name) is empty")
+  return "_".join(values)
+
+
+def _check_losses_present(records, mapping: _Mapping, path) -> None:
+  """An empty loss cell, named with how many rows and which runs lack the loss."""
+  column = mapping.columns["loss"]
+  empty = [r for r in records if not r.cells.get(column, "")]
+  if empty:
+    runs = sorted({_run_name(r, mapping, path) for r in empty})
+    raise RunsError(
+        f"{path}:{empty[0].line}: column {column!r} (loss) is empty; it is empty in "
+        f"{len(empty)} of {len(records)} rows, of run(s) {runs[:10]}: drop them with the "
+        f"filter \"{column} != ''\" or map another loss column")
+
+
+def _count(record: _Record, column: str, where: str, what: str) -> float:
+  cell = record.cells.get(column, "")
+  if not cell:
+    raise RunsError(f"{where}: column {column!r} ({what}) is empty")
+  try:
+    value = parse_count(cell)
+  except ValueError as e:
+    raise RunsError(f"{where}: column {column!r} ({what}): {e}") from None
+  if not value > 0 or not math.isfinite(value):
+    hint = (f"; a row before training has no place in a fit: drop it with the filter "
+            f"'{column} > 0'" if value == 0 and what in ("step", "tokens") else "")
+    raise RunsError(f"{where}: column {column!r} ({what}) is {cell!r}; it must be a "
+                    f"positive number{hint}")
+  return value
+
+
+def _params(record: _Record, mapping: _Mapping, where: str) -> tuple[int, str]:
+  """(N, size label) of the row: a size name's count, else the cell as a count."""
+  column = mapping.columns["params"]
+  cell = record.cells.get(column, "")
+  if cell in mapping.size_names:
+    return round(mapping.size_names[cell]), cell
+  if cell and not _COUNT.match(cell):
+    known = sorted(mapping.size_names)
+    fix = (f"it has {known}; add it" if known else
+           "map size names to counts there")
+    raise RunsError(f"{where}: column {column!r} (params) is {cell!r}, neither a count "
+                    f"like '2.8B' nor a size name in {_FIELD.format('size_names')}: {fix}, "
+                    f"e.g. \"{{'{cell}': 1.5e9}}\"")
+  n = _count(record, column, where, "params")
+  if round(n) < 1:
+    raise RunsError(f"{where}: column {column!r} (params) is {cell!r}; under 1 parameter")
+  return round(n), (cell if _COUNT.match(cell)[2] else _compact(n))
+
+
+def _compact(n: float) -> str:
+  for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+    if n >= scale:
+      return f"{n / scale:.4g}{suffix}"
+  return f"{n:g}"
+
+
+def _loss(record: _Record, mapping: _Mapping, where: str) -> float:
+  column = mapping.columns["loss"]
+  cell = record.cells.get(column, "")
+  try:
+    value = float(cell)
+  except ValueError:
+    raise RunsError(f"{where}: column {column!r} (loss) is {cell!r}, not a number") from None
+  if not math.isfinite(value):
+    raise RunsError(f"{where}: column {column!r} (loss) is {cell!r}; it must be finite: "
+                    f"drop such rows with the filter \"{column} != {cell}\"")
+  value *= mapping.loss_scale
+  scaled = f" (x loss_scale {mapping.loss_scale:g})" if mapping.loss_scale != 1 else ""
+  if value <= 0:
+    raise RunsError(f"{where}: column {column!r} (loss) is {cell!r}{scaled}; a loss is a "
+                    f"positive mean cross-entropy in nats, so this is a logging error: "
+                    f"drop such rows with runs.csv.filters or map another column")
+  if value > MAX_LOSS:
+    raise RunsError(f"{where}: column {column!r} (loss) is {cell!r}{scaled}, above "
+                    f"{MAX_LOSS:g} nats: not a mean per-token cross-entropy (a sum over "
+                    f"a batch? set {_FIELD.format('loss_scale')} to 1 / its tokens)")
+  return value
+
+
+def _row(record: _Record, mapping: _Mapping, path) -> dict:
+  """The record as a runs-table row, less M, final and (without a step column) step."""
+  columns = mapping.columns
+  run = _run_name(record, mapping, path)
+  where = f"{path}:{record.line} (run {run!r})"
+  n, label = _params(record, mapping, where)
+  step = None
+  if columns["step"]:
+    step = _count(record, columns["step"], where, "step")
+    if step != round(step):
+      raise RunsError(f"{where}: column {columns['step']!r} (step) is "
+                      f"{record.cells[columns['step']]!r}, not a whole number")
+    step = round(step)
+  tokens = (step * mapping.tokens_per_step if mapping.tokens_per_step else
+            _count(record, columns["tokens"], where, "tokens"))
+  row = {"run": run, "model": label, "N": n, "tokens": round(tokens), "step": step,
+         mapping.loss_key: _loss(record, mapping, where),
+         "source": f"{path}:{record.line}"}
+  for name in ("family", "dataset", "seed"):
+    if columns[name]:
+      value = record.cells.get(columns[name], "")
+      if not value:
+        raise RunsError(f"{where}: column {columns[name]!r} ({name}) is empty")
+      row["model" if name == "family" else name] = value
+  if "seed" in row:
+    row["seed"] = int(row["seed"]) if re.fullmatch(r"[+-]?\d+", row["seed"]) else row["seed"]
+  if "dataset" not in row and mapping.dataset:
+    row["dataset"] = mapping.dataset
+  if columns["flops"]:
+    row["flops"] = _count(record, columns["flops"], where, "flops")
+  return row
+
+
+def _assemble(rows: list[dict], mapping: _Mapping) -> tuple[list[dict], list[tuple]]:
+  """Rows grouped by run, checked, completed; and (duplicate, first) source pairs."""
+  by_run: dict[str, list[dict]] = {}
+  for row in rows:
+    by_run.setdefault(row["run"], []).append(row)
+  out, duplicates = [], []
+  for run, group in by_run.items():
+    _check_constant(run, group, mapping)
+    group = _dedupe(run, group, duplicates)
+    if mapping.unordered:
+      group.sort(key=lambda r: r["tokens"])
+    _check_order(run, group, mapping)
+    # To the 6 figures of the design points' names ('model@M', formatted with %g),
+    # so a point named after a row selects it.
+    multiplier = float(f"{group[-1]['tokens'] / group[-1]['N']:.6g}")
+    for i, row in enumerate(group):
+      flops = row.pop("flops", None) or runs_table.training_flops(row["N"], row["tokens"])
+      step = i + 1 if row["step"] is None else row["step"]
+      loss = row.pop(mapping.loss_key)
+      source = row.pop("source")
+      row.update(M=multiplier, flops=flops, step=step,
+                 final=i == len(group) - 1)
+      row.update({mapping.loss_key: loss, "source": source})
+      try:
+        runs_table.validate_row(row, where=source)
+      except runs_table.RecordsError as e:
+        raise RunsError(str(e)) from None
+      out.append(row)
+  return out, duplicates
+
+
+def _check_constant(run: str, group: list[dict], mapping: _Mapping) -> None:
+  first = group[0]
+  columns = mapping.columns
+  for key, column in (("N", columns["params"]), ("model", columns["family"] or columns["params"]),
+                      ("dataset", columns["dataset"]), ("seed", columns["seed"])):
+    for row in group[1:]:
+      if row.get(key) != first.get(key):
+        raise RunsError(f"{first['source']} and {row['source']}: run {run!r} has {key} "
+                        f"{first.get(key)!r} and {row.get(key)!r} (column {column!r}); "
+                        f"{_TWO_RUNS}")
+
+
+def _dedupe(run: str, group: list[dict], duplicates: list) -> list[dict]:
+  """The group less rows that repeat an earlier row; a conflicting repeat is an error."""
+  by_tokens, kept = {}, []
+  for row in group:
+    first = by_tokens.setdefault(row["tokens"], row)
+    if first is row:
+      kept.append(row)
+      continue
+    differ = sorted(k for k in set(row) | set(first)
+                    if k != "source" and row.get(k) != first.get(k))
+    if not differ:
+      duplicates.append((row["source"], first["source"]))
+      continue
+    values = ", ".join(f"{k} {first.get(k)!r} vs {row.get(k)!r}" for k in differ)
+    raise RunsError(f"{first['source']} and {row['source']}: run {run!r} has two rows at "
+                    f"tokens {row['tokens']:,} that differ ({values}); {_TWO_RUNS}")
+  return kept
+
+
+def _check_order(run: str, group: list[dict], mapping: _Mapping) -> None:
+  """Tokens rise row by row, and so do mapped steps and FLOPs."""
+  for prev, row in zip(group, group[1:]):
+    where = f"{row['source']}: run {run!r}"
+    if row["tokens"] < prev["tokens"]:
+      raise RunsError(f"{where}: tokens go backwards, {row['tokens']:,} after "
+                      f"{prev['tokens']:,} at {prev['source']}: {_TWO_RUNS}; or, if the "
+                      f"file's row order means nothing, set runs.csv.unordered=True")
+    if row["step"] is not None and row["step"] <= prev["step"]:
+      raise RunsError(f"{where}: step {row['step']} (column {mapping.columns['step']!r}) "
+                      f"does not rise with tokens after step {prev['step']} at "
+                      f"{prev['source']}")
+    if "flops" in row and row["flops"] < prev["flops"]:
+      raise RunsError(f"{where}: FLOPs fall from {prev['flops']:.4g} at {prev['source']} "
+                      f"to {row['flops']:.4g} while tokens rise, so column "
+                      f"{mapping.columns['flops']!r} is not the FLOPs trained so far; "
+                      f"set runs.csv.columns.flops='' for 6 N D")
