@@ -245,3 +245,7 @@ def test_summary_sets_every_checkpoint_beside_final_losses(fitted):
   for t in result.targets:
     row = f"| {t['run']} | {100 * t['loss_rel_err']:.2f}% | "
     assert row + f"{100 * by_run[t['run']]['final_rel_err']:.2f}%" in text
+  # tiny-0@20 has two seeds: their spread is shown beside the fit.
+  [spread] = result.checkpoint_fit.seed_spread
+  assert spread["seeds"] == 2 and "tiny-0" in spread["cluster"]
+  assert f"| {spread['final_loss_sd']:.4f} |" in text

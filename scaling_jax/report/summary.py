@@ -133,6 +133,12 @@ def _checkpoint_section(study: fitting.StudyFit) -> list[str]:
       continue
     lines.append(f"| {t['run']} | {100 * t['loss_rel_err']:.2f}% | "
                  f"{100 * c['final_rel_err']:.2f}% | {100 * c['are']:.2f}% |")
+  if curve.seed_spread:  # beside the fit's intervals: how much a seed alone moves
+    lines += ["", "Seeds: the final loss's spread between runs that differ only in seed.",
+              "", "| runs (dataset, model, N, tokens) | seeds | mean | sd |",
+              "|---|---|---|---|"]
+    lines += [f"| {s['cluster']} | {s['seeds']} | {s['final_loss_mean']:.4f} | "
+              f"{s['final_loss_sd']:.4f} |" for s in curve.seed_spread]
   return lines + [""]
 
 
