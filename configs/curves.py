@@ -7,7 +7,7 @@ r"""Fit a scaling law to training curves: every checkpoint of some runs, then pr
 PATH is a .csv or .jsonl log with one row per (run, checkpoint), by default with
 columns run, params, tokens, loss (optional family, seed, step, flops); any other
 layout is read through `--config.runs.csv.*` (column names, tokens from steps,
-'2.8B'-style counts, size names, row filters: see scaling_jax/runs/csv_logs.py).
+'2.8B'-style counts, size names, row filters: see scaling_jax/runs/csv_mapping.py).
 Nothing is trained. Fitted: Eq. 3, L(N, D) = E + A N^-alpha + B D^-beta, on every
 checkpoint of study.fit_runs past the early-training cut (study.min_tokens,
 study.min_fraction), each checkpoint weighing 1 (or each run 1 in all with
