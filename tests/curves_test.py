@@ -108,13 +108,15 @@ def test_borrowed_exponents_predict_a_new_family_from_one_model():
 
 
 def test_borrowing_from_a_donor_fit_carries_its_uncertainty():
-  rows = curve_rows(noise=0.005, seed=4)
-  fixed = curves.fit(rows, {}, _study(fit_runs="c", targets="e", borrow="alpha,beta,E",
-                                      borrow_values="alpha=0.34,beta=0.28,E=1.7"))
-  donor = curves.fit(rows, {}, _study(fit_runs="c", targets="e", borrow="alpha,beta,E",
-                                      borrow_from="a,b,d"))
+  sizes = {f"r{i}": n for i, n in enumerate(np.geomspace(1e7, 1e9, 7))}
+  rows = curve_rows(noise=0.005, seed=4, sizes=sizes)
+  truth = ",".join(f"{k}={TRUTH[k]}" for k in ("alpha", "beta", "E"))
+  fixed = curves.fit(rows, {}, _study(fit_runs="r3", targets="r6", borrow="alpha,beta,E",
+                                      borrow_values=truth))
+  donor = curves.fit(rows, {}, _study(fit_runs="r3", targets="r6", borrow="alpha,beta,E",
+                                      borrow_from="r0,r1,r2,r4,r5"))
   width = lambda f: (lambda t: t["are_hi"] - t["are_lo"])(f.targets[0])
-  assert "from the fit of a, b, d" in donor.fits["borrowed"].how
+  assert "from the fit of r0, r1, r2, r4, r5" in donor.fits["borrowed"].how
   assert width(donor) > width(fixed)
 
 
