@@ -65,7 +65,8 @@ def default_study_config() -> ml_collections.ConfigDict:
       maxiter=fit_lib.DEFAULT_MAXITER, tol=fit_lib.DEFAULT_TOL, robust=False,
       huber_delta=fit_lib.DEFAULT_HUBER_DELTA))
   study.bootstrap = ml_collections.ConfigDict(dict(
-      method="residual", num_resamples=bootstrap_lib.DEFAULT_RESAMPLES, seed=0,
+      method=bootstrap_lib.DEFAULT_METHOD, num_resamples=bootstrap_lib.DEFAULT_RESAMPLES,
+      seed=0,
       level=0.95, ci_column="loss_ci"))
   study.budget_flops = 0.0  # compute-optimal split at this C; 0: the largest target's
   # Reuse the last fit when its inputs and the package are unchanged: a second call

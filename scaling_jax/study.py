@@ -45,6 +45,8 @@ def _flag_fits(fit: fitting.StudyFit) -> None:
       fit.notes.append(f"{label}: the solver did not converge within "
                        f"study.fit.maxiter={law_fit.result.settings.maxiter} iterations; "
                        f"its parameters and intervals are not a least-squares fit")
+    if law_fit.boot.calibration:
+      fit.notes.append(f"{label}: {law_fit.boot.calibration}")
     share = law_fit.boot.converged_fraction
     if share < 0.95:
       fit.notes.append(f"{label}: only {share:.0%} of the bootstrap resamples converged; "

@@ -49,10 +49,24 @@ def test_pairs_bootstrap_drops_resamples_with_too_few_unique_points():
   assert np.all(np.isnan(boot.params[~boot.valid]))
 
 
-def test_parametric_needs_sigma():
-  result = fit_lib.fit(forms.POWER, X, _power(TRUE))
-  with pytest.raises(ValueError, match="needs sigma"):
-    bootstrap_lib.bootstrap(result, method="parametric")
+def test_parametric_records_its_noise_source():
+  rng = np.random.default_rng(4)
+  result = fit_lib.fit(forms.POWER, X, _power(TRUE) + rng.normal(0, 0.01, 12))
+  own = bootstrap_lib.bootstrap(result, method="parametric", num_resamples=20)
+  assert "residuals" in own.noise_source and own.noise.df == 9 and own.residual_df == 9
+  given = bootstrap_lib.bootstrap(result, method="parametric", sigma=np.full(12, 0.01),
+                                  num_resamples=20)
+  assert "given" in given.noise_source and given.noise.known
+  with pytest.raises(ValueError, match="not both"):
+    bootstrap_lib.bootstrap(result, method="parametric", sigma=np.full(12, 0.01),
+                            noise=own.noise)
+
+
+def test_default_method_refuses_a_design_without_residual_degrees_of_freedom():
+  x = {"X": X["X"][:3]}
+  result = fit_lib.fit(forms.POWER, x, _power(TRUE, x["X"]))
+  with pytest.raises(ValueError, match="no residual degrees of freedom.*add runs"):
+    bootstrap_lib.bootstrap(result, num_resamples=20)
 
 
 def test_unknown_method_is_named():

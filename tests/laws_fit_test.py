@@ -163,3 +163,46 @@ def test_robust_fit_needs_positive_observations():
   with pytest.raises(fit_lib.FitError, match=r"fit\.robust.*y must be positive.*\[5\]"):
     fit_lib.fit(forms.OVERTRAINING, {"C": C, "M": M}, y,
                 settings=fit_lib.FitSettings(robust=True))
+
+
+def _scipy_bounded(x, y, lo, hi, alphas):
+  from scipy.optimize import least_squares
+  best = None
+  for alpha in alphas:
+    sol = least_squares(lambda p: p[0] + p[1] * x ** -p[2] - y, [0.1, 100.0, alpha],
+                        bounds=(lo, hi), xtol=1e-15, ftol=1e-15, gtol=1e-15, x_scale="jac")
+    best = sol if best is None or sol.cost < best.cost else best
+  return best
+
+
+@pytest.mark.parametrize("bounds,lo,hi", [
+    ("physical", [0, 0, 0], [np.inf, np.inf, 3]),                    # E held at 0
+    ((("alpha", 0.0, 0.25),), [-np.inf, -np.inf, 0], [np.inf, np.inf, 0.25]),  # alpha
+])
+def test_bounded_fit_matches_scipy_bounded_least_squares(bounds, lo, hi):
+  # The data want E = -0.28 and alpha = 0.30: both bounds bind.
+  x = np.geomspace(1e6, 1e9, 8)
+  y = -0.3 + 400 * x**-0.3 + np.random.default_rng(0).normal(0, 0.01, 8)
+  result = fit_lib.fit(forms.POWER, {"X": x}, y,
+                       settings=fit_lib.FitSettings(bounds=bounds))
+  want = _scipy_bounded(x, y, lo, hi, np.linspace(0.05, min(hi[2], 1.5) - 0.01, 8))
+  assert np.all(result.params >= np.array(lo) - 1e-12)
+  assert np.all(result.params <= np.array(hi) + 1e-12)
+  assert result.objective == pytest.approx(want.cost, rel=1e-7)
+  np.testing.assert_allclose(result.params, want.x, rtol=1e-5, atol=1e-8)
+
+
+def test_bounds_that_do_not_bind_change_nothing():
+  x = np.geomspace(1e6, 1e9, 8)
+  y = 1.5 + 400 * x**-0.3 + np.random.default_rng(3).normal(0, 0.01, 8)
+  free = fit_lib.fit(forms.POWER, {"X": x}, y)
+  held = fit_lib.fit(forms.POWER, {"X": x}, y, settings=fit_lib.FitSettings(bounds="physical"))
+  np.testing.assert_allclose(held.params, free.params, rtol=1e-7)
+
+
+@pytest.mark.parametrize("bounds,robust,message", [
+    ("tight", False, "use one of"), ((("E", 1.0, 0.0),), False, "lo < hi"),
+    ("physical", True, "least squares only")])
+def test_bad_bounds_are_refused(bounds, robust, message):
+  with pytest.raises(fit_lib.FitError, match=rf"fit\.bounds.*{message}"):
+    fit_lib.FitSettings(bounds=bounds, robust=robust)

@@ -1,28 +1,44 @@
 """Bootstrap confidence intervals: every resample (and every start) in one call.
 
-Three ways to make the resampled data sets, all refitted together by `fit_many`:
+Four ways to make the resampled data sets, all refitted together by `fit_many`:
 
-- residual (default): y* = y_hat + r*, r* drawn with replacement from the centred
-  residuals inflated by sqrt(n / (n - p)). Every resample keeps every design
-  point, which is what small designs need: the paper's loss fit has 5 points for 4
-  parameters, so resampling points would often leave fewer unique points than
-  parameters.
+- residual_t (default): y* = y_hat + s* u*, u* drawn with replacement from the fit's
+  leverage-adjusted residuals (sqrt(w) r / sqrt(1 - h), centred, scaled to unit
+  root-mean-square), s* = sigma sqrt(df / chi2_df) drawn once per resample, sigma
+  and df from a `noise.NoiseScale` (default: the fit's own residuals, df = n - p).
+  Drawing s* carries the uncertainty of an estimated noise scale, the t-correction:
+  a plain residual bootstrap treats sigma as known and covers about 70% at a
+  nominal 95% when n - p = 1 (the paper's 5-point design), the probability that
+  |t_1| < 1.96. Every resample keeps every design point.
+- parametric: y* = y_hat + s* z, z ~ N(0, 1), with s* drawn as above from the noise
+  scale: `sigma` (per-run noise taken as known, e.g. the recorded loss interval /
+  1.96), or a `noise` NoiseScale, or by default the fit's residuals.
+- residual: the earlier default, y* = y_hat + r*, r* from the centred residuals
+  inflated by sqrt(n / (n - p)), sigma taken as known. Calibrated on large designs
+  only (benchmarks/calibration.py).
 - pairs: points drawn with replacement, expressed as integer weights so every
   resample has the same shape. Resamples with fewer unique points than parameters
   cannot be fitted and are dropped (their count is reported).
-- parametric: y* = y + sigma * z, z ~ N(0, 1), with sigma the per-run measurement
-  noise (half-width of the recorded 95% loss interval / 1.96).
+
+`BootstrapResult` records which method and noise source made it, the residual
+degrees of freedom, and `calibration`: why the design cannot support a calibrated
+interval (None when it can), for the report to print.
 """
 from __future__ import annotations
 
 import dataclasses
+import zlib
 
 import numpy as np
 
 from scaling_jax.laws import fit as fit_lib
+from scaling_jax.laws import noise as noise_lib
 
-METHODS = ("residual", "pairs", "parametric")
+METHODS = ("residual_t", "parametric", "residual", "pairs")
+DEFAULT_METHOD = "residual_t"
 DEFAULT_RESAMPLES = 1000
+# Methods whose draws come from a noise scale (NoiseScale), and report its source.
+SCALED_METHODS = ("residual_t", "parametric")
 
 
 @dataclasses.dataclass
@@ -35,6 +51,13 @@ class BootstrapResult:
   # maxiter. Unconverged resamples stay valid (their parameters are still a fit's
   # best effort); a low share says the intervals rest partly on cut-off solves.
   converged: np.ndarray
+  # Where the noise came from (one line, for the report); the scale itself for the
+  # methods that draw from one (residual_t, parametric), else None.
+  noise_source: str | None = None
+  noise: noise_lib.NoiseScale | None = None
+  residual_df: int | None = None   # n - p of the fitted law
+  # Why the design cannot support a calibrated interval; None when it can.
+  calibration: str | None = None
 
   @property
   def num_valid(self) -> int:
@@ -50,32 +73,62 @@ class BootstrapResult:
     return self.num_converged / self.num_valid if self.num_valid else 0.0
 
 
-def resample_data(result: fit_lib.FitResult, method, num_resamples, rng, sigma=None):
+def noise_for(result: fit_lib.FitResult, sigma=None,
+              noise: noise_lib.NoiseScale | None = None) -> noise_lib.NoiseScale:
+  """The noise scale a scaled method draws from: `noise`, else `sigma` taken as
+  known, else the fit's own residuals."""
+  n = len(result.y)
+  if noise is not None and sigma is not None:
+    raise ValueError("give sigma or noise, not both")
+  if sigma is not None:
+    sigma = np.asarray(sigma, np.float64)
+    if sigma.shape != (n,) or not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
+      raise ValueError(f"sigma must be {n} finite non-negative numbers, got {sigma}")
+    noise = noise_lib.NoiseScale(sigma, np.inf, "given per-run sigma, taken as known")
+  if noise is None:
+    noise = noise_lib.residual_noise(result)
+  if len(noise.sigma) == 1:  # one scale per unit weight: a point of weight w has sigma/sqrt(w)
+    noise = dataclasses.replace(noise, sigma=noise.sigma / np.sqrt(result.weights))
+  return noise.for_points(n)
+
+
+def _unit_residual_pool(result: fit_lib.FitResult) -> np.ndarray:
+  """Leverage-adjusted residuals, centred, with unit root-mean-square."""
+  pool = noise_lib.standardized_residuals(result)
+  pool = pool - pool.mean()
+  rms = np.sqrt(np.mean(pool**2)) if pool.size else 0.0
+  # An exact fit leaves no shape to resample: fall back to normal draws.
+  return pool / rms if rms > 0 else np.empty(0)
+
+
+def resample_data(result: fit_lib.FitResult, method, num_resamples, rng, sigma=None,
+                  noise=None):
   """Resampled (ys [B, n], weights [B, n], usable [B]) around a fit."""
   n, p = len(result.y), result.law.num_params
   ys = np.tile(result.y, (num_resamples, 1))
   ws = np.tile(result.weights, (num_resamples, 1))
   usable = np.ones(num_resamples, bool)
-  if method == "residual":
-    residuals = result.y - result.predict(result.x)
+  fitted = result.predict(result.x)
+  if method in SCALED_METHODS:
+    scales = noise_for(result, sigma, noise).scales(rng, num_resamples)
+    pool = _unit_residual_pool(result) if method == "residual_t" else np.empty(0)
+    if pool.size:
+      unit = pool[rng.integers(0, len(pool), size=(num_resamples, n))]
+    else:
+      unit = rng.standard_normal((num_resamples, n))
+    ys = fitted[None, :] + scales * unit
+  elif method == "residual":
+    residuals = result.y - fitted
     residuals = residuals - residuals.mean()
     if n > p:
       residuals = residuals * np.sqrt(n / (n - p))
     draws = rng.integers(0, n, size=(num_resamples, n))
-    ys = result.predict(result.x)[None, :] + residuals[draws]
+    ys = fitted[None, :] + residuals[draws]
   elif method == "pairs":
     counts = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n)
                        for _ in range(num_resamples)])
     ws = ws * counts
     usable = (counts > 0).sum(axis=1) >= p
-  elif method == "parametric":
-    if sigma is None:
-      raise ValueError("the parametric bootstrap needs sigma: per-run measurement "
-                       "noise (e.g. the loss_ci/<set> column / 1.96)")
-    sigma = np.asarray(sigma, np.float64)
-    if sigma.shape != (n,) or not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
-      raise ValueError(f"sigma must be {n} finite non-negative numbers, got {sigma}")
-    ys = ys + sigma[None, :] * rng.standard_normal((num_resamples, n))
   else:
     raise ValueError(f"unknown bootstrap method {method!r}; choose one of {METHODS}")
   return ys, ws, usable
@@ -108,23 +161,58 @@ def config_problem(boot_cfg, field: str) -> str | None:
   return None
 
 
-def bootstrap(result: fit_lib.FitResult, *, method: str = "residual",
-              num_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-              sigma=None) -> BootstrapResult:
-  """Refits `result`'s law on resampled data, all resamples x starts in one call."""
+def bootstrap(result: fit_lib.FitResult, *, method: str = DEFAULT_METHOD,
+              num_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, sigma=None,
+              noise: noise_lib.NoiseScale | None = None) -> BootstrapResult:
+  """Refits `result`'s law on resampled data, all resamples x starts in one call.
+
+  `sigma` ([n], taken as known) or `noise` (a NoiseScale) set the noise scale of
+  the residual_t and parametric methods; by default the fit's residuals give it.
+  The random stream is keyed by seed and the law, so two laws bootstrapped with one
+  seed (the loss and the error law of a chain) get independent draws.
+  """
   problem = _resamples_problem(num_resamples, "num_resamples")
   if problem:
     raise ValueError(problem)
-  rng = np.random.default_rng(seed)
-  ys, ws, usable = resample_data(result, method, num_resamples, rng, sigma)
+  if method not in METHODS:
+    raise ValueError(f"unknown bootstrap method {method!r}; choose one of {METHODS}")
+  rng = np.random.default_rng([seed, zlib.crc32(result.law.name.encode())])
+  scale = noise_for(result, sigma, noise) if method in SCALED_METHODS else None
+  ys, ws, usable = resample_data(result, method, num_resamples, rng, noise=scale)
   # Unusable resamples still ride along (fixed shapes, one compile); they are masked.
   ws = np.where(usable[:, None], ws, result.weights[None, :])
   fits = fit_lib.solve_many(result.law, result.x, ys, ws, starts=result.starts,
                             settings=result.settings)
   valid = usable & np.isfinite(fits.objective) & np.all(np.isfinite(fits.params), axis=1)
   params = np.where(valid[:, None], fits.params, np.nan)
-  return BootstrapResult(method=method, params=params, objective=fits.objective,
-                         valid=valid, converged=valid & fits.converged)
+  return BootstrapResult(
+      method=method, params=params, objective=fits.objective, valid=valid,
+      converged=valid & fits.converged, noise_source=_source(result, method, scale),
+      noise=scale, residual_df=noise_lib.residual_df(result),
+      calibration=_calibration(result, method, scale))
+
+
+def _source(result, method, scale) -> str:
+  if scale is not None:
+    return scale.source
+  if method == "residual":
+    return (f"residuals of this fit (n - p = {noise_lib.residual_df(result)} df), "
+            f"taken as known")
+  return "the runs themselves, drawn with replacement"
+
+
+# Below this many residual degrees of freedom the pairs bootstrap measured 0.75-0.92
+# at a nominal 0.95 on simulated designs of 5 to 20 runs (benchmarks/calibration.py).
+_PAIRS_MIN_DF = 30
+
+
+def _calibration(result, method, scale) -> str | None:
+  df = noise_lib.residual_df(result)
+  if method == "pairs" and df < _PAIRS_MIN_DF:
+    return (f"the pairs bootstrap needs many runs: with {len(result.y)} points for "
+            f"{result.law.num_params} parameters its 95% intervals measured 0.75-0.92 "
+            f"coverage on simulated designs like this one; use the residual_t method")
+  return noise_lib.calibration_problem(result, scale)
 
 
 def interval(samples, level: float = 0.95, axis: int = 0):

@@ -55,7 +55,41 @@ def config_problem(fit_cfg, field: str = "fit") -> str | None:
     return (f"config field '{field}.huber_delta' is {fit_cfg.huber_delta!r}; use a "
             f"positive number (where the Huber loss turns linear, in log-residual "
             f"units; {DEFAULT_HUBER_DELTA:g} is the default)")
+  return _bounds_problem(getattr(fit_cfg, "bounds", "none"), fit_cfg.robust, field)
+
+
+BOUNDS = ("none", "physical")
+
+
+def _bounds_problem(bounds, robust, field) -> str | None:
+  if isinstance(bounds, str):
+    if bounds not in BOUNDS:
+      return (f"config field '{field}.bounds' is {bounds!r}; use one of {BOUNDS} "
+              f"('physical': each law's Law.physical_bounds) or (name, lo, hi) triples")
+  elif not (isinstance(bounds, tuple) and all(
+      isinstance(b, tuple) and len(b) == 3 and isinstance(b[0], str)
+      and all(isinstance(v, (int, float)) for v in b[1:]) and b[1] < b[2] for b in bounds)):
+    return (f"config field '{field}.bounds' is {bounds!r}; use 'none', 'physical' or a "
+            f"tuple of (name, lo, hi) triples with lo < hi")
+  if robust and bounds not in ("none", ()):
+    return (f"config field '{field}.bounds' is {bounds!r}, but bounds apply to least "
+            f"squares only; set {field}.robust=False or {field}.bounds='none'")
   return None
+
+
+def param_bounds(law: forms.Law, settings) -> tuple[np.ndarray, np.ndarray]:
+  """(lo [P], hi [P]) of `law`'s parameters under settings.bounds (+-inf: none).
+
+  Triples naming parameters the law does not have are ignored, so one setting can
+  hold bounds for both laws of a study.
+  """
+  triples = law.physical_bounds if settings.bounds == "physical" else (
+      () if settings.bounds == "none" else settings.bounds)
+  lo, hi = np.full(law.num_params, -np.inf), np.full(law.num_params, np.inf)
+  for name, low, high in triples:
+    if name in law.param_names:
+      lo[law.param_names.index(name)], hi[law.param_names.index(name)] = low, high
+  return lo, hi
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +98,9 @@ class FitSettings:
   tol: float = DEFAULT_TOL
   robust: bool = False            # Huber on log residuals instead of squared error
   huber_delta: float = DEFAULT_HUBER_DELTA
+  # 'none', 'physical' (each law's Law.physical_bounds: E >= 0, k >= 0, exponents in
+  # a range) or a tuple of (name, lo, hi): parameters held within these ranges.
+  bounds: str | tuple = "none"
 
   def __post_init__(self):
     problem = config_problem(self)
@@ -92,10 +129,15 @@ class FitResult:
 
   def predict(self, x: Mapping[str, np.ndarray]) -> np.ndarray:
     with jax.enable_x64(True):
-      return np.asarray(self.law(jnp.asarray(self.params), as_inputs(x)))
+      return np.asarray(_evaluate(self.law, jnp.asarray(self.params), as_inputs(x)))
 
   def residuals(self) -> np.ndarray:
     return self.predict(self.x) - self.y
+
+
+@functools.partial(jax.jit, static_argnames="law")
+def _evaluate(law, params, x):
+  return law(params, x)
 
 
 def _grid(**axes):
@@ -132,11 +174,25 @@ def as_inputs(x: Mapping[str, np.ndarray]) -> dict[str, jnp.ndarray]:
   return {k: jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in x.items()}
 
 
-def _solve_one(law, settings, start, x, y, w):
+def _solver_bounds(law, settings, lo, hi):
+  """FitSettings' bounds as the solver's Bounds (None when there are none)."""
+  static_lo, static_hi = param_bounds(law, settings)
+  if np.all(np.isinf(static_lo)) and np.all(np.isinf(static_hi)):
+    return None
+  theta_lo, coef_lo = law.split(lo)
+  theta_hi, coef_hi = law.split(hi)
+  pattern = tuple((bool(np.isfinite(static_lo[law.param_names.index(n)])),
+                   bool(np.isfinite(static_hi[law.param_names.index(n)])))
+                  for n in law.linear)
+  return solver.Bounds(theta_lo, theta_hi, coef_lo, coef_hi, pattern)
+
+
+def _solve_one(law, settings, start, x, y, w, lo, hi):
   """One start on one data set -> (params [P], objective, converged)."""
   theta0, _ = law.split(start)
-  theta, coef, converged = solver.solve_projected(law, theta0, x, y, w,
-                                                  maxiter=settings.maxiter, tol=settings.tol)
+  theta, coef, converged = solver.solve_projected(
+      law, theta0, x, y, w, maxiter=settings.maxiter, tol=settings.tol,
+      bounds=_solver_bounds(law, settings, lo, hi))
   params = law.join(theta, coef)
   if settings.robust:
     # The Huber stage makes the answer: its convergence is the fit's.
@@ -150,10 +206,11 @@ def _solve_one(law, settings, start, x, y, w):
 
 
 @functools.partial(jax.jit, static_argnames=("law", "settings"))
-def _fit_many_jit(law, settings, starts, x, ys, ws):
-  over_starts = jax.vmap(_solve_one, in_axes=(None, None, 0, None, None, None))
-  over_sets = jax.vmap(over_starts, in_axes=(None, None, None, None, 0, 0))
-  params, objective, converged = over_sets(law, settings, starts, x, ys, ws)  # [B, S, ...]
+def _fit_many_jit(law, settings, starts, x, ys, ws, lo, hi):
+  over_starts = jax.vmap(_solve_one, in_axes=(None, None, 0, None, None, None, None, None))
+  over_sets = jax.vmap(over_starts, in_axes=(None, None, None, None, 0, 0, None, None))
+  params, objective, converged = over_sets(law, settings, starts, x, ys, ws, lo,
+                                           hi)  # [B, S, ...]
   best = jnp.argmin(objective, axis=1)
   take = jax.vmap(lambda a, i: a[i])
   return take(params, best), take(objective, best), take(converged, best)
@@ -196,10 +253,13 @@ def solve_many(law: forms.Law, x, ys, ws, *, starts=None, settings=FitSettings()
     problems = np.zeros((len(distinct_problems(law, starts)), law.num_params))
     problems[:, [law.param_names.index(n) for n in law.nonlinear]] = distinct_problems(
         law, starts)
+  lo, hi = param_bounds(law, settings)
+  lo[linear_index] /= scale  # the solver sees targets divided by scale
+  hi[linear_index] /= scale
   with jax.enable_x64(True):
     params, objective, converged = _fit_many_jit(
         law, settings, jnp.asarray(problems), as_inputs(x), jnp.asarray(ys / scale),
-        jnp.asarray(np.asarray(ws, np.float64)))
+        jnp.asarray(np.asarray(ws, np.float64)), jnp.asarray(lo), jnp.asarray(hi))
     params, objective = np.array(params), np.array(objective)
     converged = np.array(converged, dtype=bool)
   params[:, linear_index] *= scale

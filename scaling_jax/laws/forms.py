@@ -17,6 +17,9 @@ from typing import Callable, Mapping
 import jax.numpy as jnp
 
 
+_INF = float("inf")
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Law:
   """A separable scaling law. Instances are hashable (by identity): jit keys on them."""
@@ -29,6 +32,12 @@ class Law:
   basis: Callable             # basis(theta, x) -> [..., len(linear)] columns
   # Inputs the basis takes logs or powers of: a value <= 0 has no finite basis.
   positive_inputs: tuple[str, ...] = ()
+  # The physical range of the output (a loss is >= 0, an error rate in [0, 1]):
+  # predictions and their intervals are clipped to it.
+  output_range: tuple[float, float] = (-float("inf"), float("inf"))
+  # (name, lo, hi) ranges a fit may be held to (FitSettings(bounds="physical")):
+  # irreducible terms and coefficients >= 0, exponents in a plausible range.
+  physical_bounds: tuple[tuple[str, float, float], ...] = ()
 
   @property
   def num_params(self) -> int:
@@ -89,27 +98,34 @@ OVERTRAINING = Law(
     name="overtraining", formula="L(C, M) = E + (a M^eta + b M^-eta) C^-eta",
     inputs=("C", "M"), linear=("E", "a", "b"), nonlinear=("eta",),
     param_names=("E", "a", "b", "eta"), basis=_overtraining_basis,
-    positive_inputs=("C", "M"))
+    positive_inputs=("C", "M"), output_range=(0.0, _INF),
+    physical_bounds=(("E", 0.0, _INF), ("a", 0.0, _INF), ("b", 0.0, _INF),
+                     ("eta", 0.0, 1.0)))
 
 # Eq. 3 (Chinchilla): loss from parameters N and tokens D.
 CHINCHILLA = Law(
     name="chinchilla", formula="L(N, D) = E + A N^-alpha + B D^-beta",
     inputs=("N", "D"), linear=("E", "A", "B"), nonlinear=("alpha", "beta"),
     param_names=("E", "A", "B", "alpha", "beta"), basis=_chinchilla_basis,
-    positive_inputs=("N", "D"))
+    positive_inputs=("N", "D"), output_range=(0.0, _INF),
+    physical_bounds=(("E", 0.0, _INF), ("A", 0.0, _INF), ("B", 0.0, _INF),
+                     ("alpha", 0.0, 2.0), ("beta", 0.0, 2.0)))
 
 # Eq. 5: average top-1 error from loss.
 DOWNSTREAM = Law(
     name="downstream", formula="Err(L) = eps - k exp(-gamma L)",
     inputs=("L",), linear=("eps", "k"), nonlinear=("gamma",),
-    param_names=("eps", "k", "gamma"), basis=_downstream_basis)
+    param_names=("eps", "k", "gamma"), basis=_downstream_basis,
+    output_range=(0.0, 1.0),
+    physical_bounds=(("eps", 0.0, 1.0), ("k", 0.0, _INF), ("gamma", 0.0, 10.0)))
 
 # A plain power law with an irreducible term.
 POWER = Law(
     name="power", formula="y(X) = E + A X^-alpha",
     inputs=("X",), linear=("E", "A"), nonlinear=("alpha",),
     param_names=("E", "A", "alpha"), basis=_power_basis,
-    positive_inputs=("X",))
+    positive_inputs=("X",),
+    physical_bounds=(("E", 0.0, _INF), ("A", 0.0, _INF), ("alpha", 0.0, 3.0)))
 
 LAWS = {law.name: law for law in (OVERTRAINING, CHINCHILLA, DOWNSTREAM, POWER)}
 

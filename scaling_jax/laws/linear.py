@@ -7,6 +7,8 @@ batched LAPACK call loops over tiny matrices one at a time on CPU.
 """
 from __future__ import annotations
 
+import itertools
+
 import jax.numpy as jnp
 
 # Columns whose orthogonal part is this small (relative to their norm) carry no
@@ -46,3 +48,40 @@ def solve_linear(phi, y, w):
     ok = r[j, j] > _RANK_TOLERANCE
     coef[j] = jnp.where(ok, acc / jnp.where(ok, r[j, j], 1.0), 0.0)
   return jnp.stack([c / s for c, s in zip(coef, scales)], axis=-1)
+
+
+def solve_linear_bounded(phi, y, w, lo, hi, pattern):
+  """argmin_c sum_i w_i (y_i - phi_i . c)^2 subject to lo <= c <= hi.
+
+  lo, hi: [K] arrays; pattern: static tuple of (has_lo, has_hi) per column (which
+  bounds are finite). A convex problem with few columns: its optimum is the
+  unconstrained solution of some active set (each bounded column free, at lo or at
+  hi), so every active set is solved and the best feasible one kept (2^3 = 8 sets
+  for Eq. 4's three one-sided coefficients).
+  """
+  states = [("free",) + (("lo",) if has_lo else ()) + (("hi",) if has_hi else ())
+            for has_lo, has_hi in pattern]
+  if all(len(s) == 1 for s in states):
+    return solve_linear(phi, y, w)
+  num_cols = phi.shape[-1]
+  best_coef, best_rss = None, None
+  for combo in itertools.product(*states):
+    free = [j for j, s in enumerate(combo) if s == "free"]
+    pinned = {j: (lo[j] if s == "lo" else hi[j]) for j, s in enumerate(combo) if s != "free"}
+    target = y - sum(phi[..., j] * v for j, v in pinned.items())
+    coef_free = solve_linear(phi[..., free], target, w) if free else None
+    coef = jnp.stack([coef_free[..., free.index(j)] if j in free
+                      else jnp.broadcast_to(pinned[j], y.shape[:-1]).astype(y.dtype)
+                      for j in range(num_cols)], axis=-1)
+    # Feasible up to rounding; an infeasible set scores +inf.
+    slack = 1e-12 * (1 + jnp.abs(coef))
+    feasible = jnp.all((coef >= lo - slack) & (coef <= hi + slack), axis=-1)
+    fitted = jnp.einsum("...nk,...k->...n", phi, coef)
+    rss = jnp.where(feasible, jnp.sum(w * (fitted - y) ** 2, axis=-1), jnp.inf)
+    if best_coef is None:
+      best_coef, best_rss = coef, rss
+    else:
+      better = rss < best_rss
+      best_coef = jnp.where(better[..., None], coef, best_coef)
+      best_rss = jnp.where(better, rss, best_rss)
+  return best_coef

@@ -3,10 +3,17 @@
 Point predictions come from the point fit; intervals are percentiles over bootstrap
 replicates. In the chain, replicate b of the loss law feeds replicate b of the error
 law, so both fits' uncertainty reaches the predicted error.
+
+Predictions, replicates and so intervals are clipped to the law's physical range
+(`Law.output_range`: a loss >= 0, an error rate in [0, 1]). Clipping is monotone,
+so a clipped interval is the interval of the clipped replicates: an end that
+reaches a limit says the data cannot rule out the limit, not that the law predicts
+it. The t-corrected intervals of a small design reach such limits often.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Mapping
 
 import jax
@@ -26,18 +33,26 @@ class Prediction:
   samples: np.ndarray  # [B, n] bootstrap replicates (NaN where invalid)
 
 
+@functools.partial(jax.jit, static_argnames="law")
+def _over_params(law, params, x):
+  return jax.vmap(lambda p: law(p, x))(params)
+
+
 def _law_samples(law: forms.Law, params, x) -> np.ndarray:
   """law evaluated at x for each row of params [B, P] -> [B, n]."""
   with jax.enable_x64(True):
-    xs = fit_lib.as_inputs(x)
-    return np.asarray(jax.vmap(lambda p: law(p, xs))(jnp.asarray(params)))
+    return np.asarray(_over_params(law, jnp.asarray(params), fit_lib.as_inputs(x)))
+
+
+def _clip(law: forms.Law, values):
+  return np.clip(values, *law.output_range)
 
 
 def predict(result: fit_lib.FitResult, boot: bootstrap_lib.BootstrapResult,
             x: Mapping[str, np.ndarray], level: float = 0.95) -> Prediction:
-  samples = _law_samples(result.law, boot.params, x)
+  samples = _clip(result.law, _law_samples(result.law, boot.params, x))
   lo, hi = bootstrap_lib.interval(samples, level)
-  return Prediction(result.predict(x), lo, hi, samples)
+  return Prediction(_clip(result.law, result.predict(x)), lo, hi, samples)
 
 
 def predict_chain(loss_fit: fit_lib.FitResult, loss_boot: bootstrap_lib.BootstrapResult,
@@ -48,16 +63,23 @@ def predict_chain(loss_fit: fit_lib.FitResult, loss_boot: bootstrap_lib.Bootstra
   if len(loss_boot.params) != len(err_boot.params):
     raise ValueError("chained intervals pair replicate b of each law: bootstrap both "
                      "with the same number of resamples")
-  err_samples = _chain_samples(err_fit.law, err_boot.params, loss.samples)
+  err_samples = _clip(err_fit.law, _chain_samples(err_fit.law, err_boot.params,
+                                                  loss.samples))
   lo, hi = bootstrap_lib.interval(err_samples, level)
-  err = Prediction(err_fit.predict({"L": loss.value}), lo, hi, err_samples)
+  err = Prediction(_clip(err_fit.law, err_fit.predict({"L": loss.value})), lo, hi,
+                   err_samples)
   return loss, err
+
+
+@functools.partial(jax.jit, static_argnames="err_law")
+def _over_pairs(err_law, err_params, loss_samples):
+  return jax.vmap(lambda p, l: err_law(p, {"L": l}))(err_params, loss_samples)
 
 
 def _chain_samples(err_law: forms.Law, err_params, loss_samples) -> np.ndarray:
   with jax.enable_x64(True):
-    run = jax.vmap(lambda p, l: err_law(p, {"L": l}))
-    return np.asarray(run(jnp.asarray(err_params), jnp.asarray(loss_samples)))
+    return np.asarray(_over_pairs(err_law, jnp.asarray(err_params),
+                                  jnp.asarray(loss_samples, jnp.float64)))
 
 
 @dataclasses.dataclass

@@ -19,6 +19,7 @@ own tolerance test rather than on maxiter (`converged`).
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import jax.numpy as jnp
 
@@ -69,23 +70,48 @@ def _run(solver, params0, *args):
   return params, _met_tolerance(solver, params, state)
 
 
-def projected_coefficients(law, theta, x, y, w):
-  """Best linear coefficients of `law` for non-linear params theta."""
-  return linear.solve_linear(law.basis(theta, x), y, w)
-
-
-def _projected_residual(theta, law, x, y, w):
+def projected_coefficients(law, theta, x, y, w, bounds=None):
+  """Best linear coefficients of `law` for non-linear params theta (within the
+  coefficient part of `bounds`, a `Bounds`, when given)."""
   phi = law.basis(theta, x)
-  coef = linear.solve_linear(phi, y, w)
+  if bounds is None:
+    return linear.solve_linear(phi, y, w)
+  return linear.solve_linear_bounded(phi, y, w, bounds.coef_lo, bounds.coef_hi,
+                                     bounds.coef_pattern)
+
+
+def _projected_residual(theta, law, x, y, w, bounds):
+  phi = law.basis(theta, x)
+  coef = projected_coefficients(law, theta, x, y, w, bounds)
   return _finite(jnp.sqrt(w) * (phi @ coef - y))
 
 
-def solve_projected(law, theta0, x, y, w, *, maxiter: int, tol: float):
-  """LM over theta from theta0; returns (theta, linear coefficients, converged)."""
+class Bounds(NamedTuple):
+  """Box bounds split as the law is: theta (non-linear) and coefficients (linear).
+
+  Arrays may be traced; `coef_pattern` (which coefficient bounds are finite) is a
+  static tuple of (has_lo, has_hi).
+  """
+  theta_lo: jnp.ndarray
+  theta_hi: jnp.ndarray
+  coef_lo: jnp.ndarray
+  coef_hi: jnp.ndarray
+  coef_pattern: tuple
+
+
+def solve_projected(law, theta0, x, y, w, *, maxiter: int, tol: float, bounds=None):
+  """LM over theta from theta0; returns (theta, linear coefficients, converged).
+
+  With `bounds`, the coefficients are the best within theirs for every trial theta
+  (exact), and theta is clipped to its range after LM: exact where the profile of
+  the objective along theta has one minimum (one exponent, as in Eq. 4 and 5).
+  """
   solver = _levenberg_marquardt(
-      lambda t, x, y, w: _projected_residual(t, law, x, y, w), maxiter, tol)
+      lambda t, x, y, w: _projected_residual(t, law, x, y, w, bounds), maxiter, tol)
   theta, converged = _run(solver, theta0, x, y, w)
-  return theta, projected_coefficients(law, theta, x, y, w), converged
+  if bounds is not None:
+    theta = jnp.clip(theta, bounds.theta_lo, bounds.theta_hi)
+  return theta, projected_coefficients(law, theta, x, y, w, bounds), converged
 
 
 def _log_residual(params, law, x, y):

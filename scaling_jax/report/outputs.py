@@ -30,7 +30,10 @@ def _law_summary(law_fit: fitting.LawFit, level: float) -> dict:
       "bootstrap": {"method": law_fit.boot.method,
                     "num_resamples": len(law_fit.boot.valid),
                     "num_valid": law_fit.boot.num_valid,
-                    "num_converged": law_fit.boot.num_converged},
+                    "num_converged": law_fit.boot.num_converged,
+                    "noise_source": law_fit.boot.noise_source,
+                    "residual_df": law_fit.boot.residual_df,
+                    "calibration": law_fit.boot.calibration},
   }
 
 

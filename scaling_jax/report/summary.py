@@ -68,10 +68,12 @@ def _targets_section(study: fitting.StudyFit) -> list[str]:
       lines.append(f"- {label}: {hit} of {measured} measured targets inside their {pct} "
                    f"intervals (coverage {hit / measured:.0%}); mean relative error "
                    f"{100 * sum(rels) / len(rels):.2f}%")
-  lines += ["", "Intervals are bootstrap confidence intervals of the law's prediction (fit "
-            "uncertainty only). A target's own noise (seed, finite evaluation) is not in "
-            "them, so coverage below the nominal level means that noise, or a misfit of the "
-            "law, exceeds the fit's uncertainty.", ""]
+  method = study.loss.boot.method
+  lines += ["", f"Intervals are {method} bootstrap confidence intervals of the law's "
+            "prediction (fit uncertainty; the method and its noise source are under Laws, "
+            "and benchmarks/calibration.py measures their coverage). A target's own noise "
+            "(seed, finite evaluation) is not in them, so coverage below the nominal level "
+            "means that noise, or a misfit of the law, exceeds the fit's uncertainty.", ""]
   return lines
 
 
@@ -88,7 +90,12 @@ def _law_section(title: str, law_fit: fitting.LawFit | None, level: float,
                "**did not converge** (see Warnings)")
   lines += ["", f"{len(law_fit.runs)} points; fit {converged}; {boot.method} bootstrap, "
             f"{boot.num_valid} of {len(boot.valid)} resamples valid, "
-            f"{boot.num_converged} converged.", ""]
+            f"{boot.num_converged} converged."]
+  if boot.noise_source:
+    lines.append(f"Interval noise: {boot.noise_source}"
+                 + (f"; residual degrees of freedom {boot.residual_df}."
+                    if boot.residual_df is not None else "."))
+  lines.append("")
   return lines
 
 
