@@ -16,15 +16,29 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 TESTBED_DIR = REPO_ROOT.parent / "shared" / "data" / "openlm_testbed"
 
 
-@pytest.fixture(scope="session")
-def testbed_dir() -> pathlib.Path:
-  """The released over-training testbed, read in place from ../shared."""
-  if not (TESTBED_DIR / "models").is_dir():
-    message = f"released testbed not found at {TESTBED_DIR}"
+CURVES_DIR = REPO_ROOT.parent / "shared" / "data" / "colpret_curves"
+
+
+def _shared(directory: pathlib.Path, marker: str, what: str) -> pathlib.Path:
+  """`directory` of ../shared, read in place; a skip (a failure in CI) without it."""
+  if not (directory / marker).exists():
+    message = f"{what} not found at {directory}"
     if os.environ.get("SCALING_JAX_REQUIRE_TESTBED"):
       pytest.fail(message + " (CI requires it: ../shared must sit beside the clone)")
     pytest.skip(message)
-  return TESTBED_DIR
+  return directory
+
+
+@pytest.fixture(scope="session")
+def testbed_dir() -> pathlib.Path:
+  """The released over-training testbed, read in place from ../shared."""
+  return _shared(TESTBED_DIR, "models", "released testbed")
+
+
+@pytest.fixture(scope="session")
+def curves_dir() -> pathlib.Path:
+  """ColPret's training curves (IBM/ColPret aggregated_eval), read in place."""
+  return _shared(CURVES_DIR, "SOURCE.md", "training curves")
 
 
 def load_config_module(name: str):

@@ -1,17 +1,14 @@
 """runs.csv_logs: training logs of any framework (CSV, JSONL) as runs-table rows."""
 import csv
 import json
-import os
 import re
 
 import pytest
 
-from conftest import REPO_ROOT
 from scaling_jax.runs import common
 from scaling_jax.runs import csv_logs
 from scaling_jax.runs import table as runs_table
 
-CURVES_DIR = REPO_ROOT.parent / "shared" / "data" / "colpret_curves"
 OLMO_TOKENS_PER_STEP = 2160 * 2048  # OLMo's batch: 2160 sequences of 2048 tokens
 # Counted from the shapes in t5_pile.csv's own gin configs (T5 v1.1: gated GELU, untied
 # logits, vocabulary 32128): d_model/d_ff/heads/layers 768/2048/12/12 for base up to
@@ -31,17 +28,6 @@ c,350k,7000000,4.0
 d,4e6,8e7,2.8
 d,4e6,1.6e8,2.6
 """
-
-
-@pytest.fixture(scope="session")
-def curves_dir():
-  """ColPret's training curves (IBM/ColPret aggregated_eval), read in place from ../shared."""
-  if not (CURVES_DIR / "SOURCE.md").is_file():
-    message = f"training curves not found at {CURVES_DIR}"
-    if os.environ.get("SCALING_JAX_REQUIRE_TESTBED"):
-      pytest.fail(message + " (CI requires it: ../shared must sit beside the clone)")
-    pytest.skip(message)
-  return CURVES_DIR
 
 
 def _config(**overrides):
