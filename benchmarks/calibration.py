@@ -266,6 +266,8 @@ def main():
     if methods and args.trials:
       covered, widths, _ = run_design(name, methods, args.trials, args.resamples)
       print_table(name, covered, widths, args.trials)
+    if not args.default_trials:
+      continue
     covered, widths, claims = run_design(name, [default], args.default_trials,
                                          args.resamples, seed=1)
     print(f"default method alone, {args.default_trials} more trials:")

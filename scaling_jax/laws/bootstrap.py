@@ -23,6 +23,12 @@ Four ways to make the resampled data sets, all refitted together by `fit_many`:
 `BootstrapResult` records which method and noise source made it, the residual
 degrees of freedom, and `calibration`: why the design cannot support a calibrated
 interval (None when it can), for the report to print.
+
+Measured (benchmarks/calibration.py: truth the testbed's RedPajama fits, Gaussian
+noise at their residual scale, 1000 trials a design): residual_t's 95% intervals
+cover 0.936-0.958 for every target with 3 seeds per run or 20 runs, and 0.95-0.96
+for loss and eta on the paper's 5 runs (the old residual default: 0.67), where
+the chained error over-covers (0.99: two t-corrected laws add conservatively).
 """
 from __future__ import annotations
 

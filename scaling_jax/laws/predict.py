@@ -9,6 +9,10 @@ Predictions, replicates and so intervals are clipped to the law's physical range
 so a clipped interval is the interval of the clipped replicates: an end that
 reaches a limit says the data cannot rule out the limit, not that the law predicts
 it. The t-corrected intervals of a small design reach such limits often.
+
+An interval is for the law's value at a point (the mean over seeds of a run
+there), not for one run's measured value, which adds its own noise: comparing a
+measured target with it, a miss rate above 5% can come from that noise as well.
 """
 from __future__ import annotations
 
