@@ -32,6 +32,7 @@ from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import cluster
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
+from scaling_jax.laws import predict as predict_lib
 from scaling_jax.laws import sanity
 from scaling_jax.runs import table as runs_table
 
@@ -82,10 +83,6 @@ class CurveFit:
   seed_spread: list[dict]           # clusters with several seeds: their final spread
   notes: list[str] = dataclasses.field(default_factory=list)
   task_rule: str = "curve fit: no downstream law"
-
-
-def _names(value) -> list[str]:
-  return fitting.names(value)
 
 
 def _by_run(rows) -> dict[str, list[dict]]:
@@ -165,16 +162,16 @@ def _fit(runs, study, final_only: bool, label: str) -> CurveLawFit:
 
 def _borrowed_values(study, runs_by_name, num_resamples) -> tuple[dict, str]:
   """{name: values [B+1]} (point first, then replicates) and where they came from."""
-  names = _names(study.borrow)
+  names = fitting.names(study.borrow)
   if study.borrow_from:
-    donor = _fit(_chosen(runs_by_name, _names(study.borrow_from), "borrow_from"), study,
-                 False, "donor")
+    donors = _chosen(runs_by_name, fitting.names(study.borrow_from), "borrow_from")
+    donor = _fit(donors, study, False, "donor")
     index = {n: forms.CHINCHILLA.param_names.index(n) for n in names}
     values = {n: np.concatenate([[donor.params[i]], donor.replicates.params[:, i]])
               for n, i in index.items()}
     return values, f"from the fit of {', '.join(donor.runs)} ({donor.how})"
   given = {}
-  for item in _names(study.borrow_values):
+  for item in fitting.names(study.borrow_values):
     key, _, value = item.partition("=")
     given[key.strip()] = float(value)
   missing = [n for n in names if n not in given]
@@ -212,8 +209,8 @@ def _target_rows(name, checkpoints, fits, study, level) -> list[dict]:
                    for r in checkpoints])
   out = []
   for label, law_fit in fits.items():
-    point = cluster.evaluate(forms.CHINCHILLA, law_fit.params[None], x)[0]
-    reps = cluster.evaluate(forms.CHINCHILLA, law_fit.replicates.params, x)
+    point = predict_lib.law_samples(forms.CHINCHILLA, law_fit.params[None], x)[0]
+    reps = predict_lib.law_samples(forms.CHINCHILLA, law_fit.replicates.params, x)
     are_reps = np.mean(np.abs(reps[:, late] - true[late]) / true[late], axis=1)
     lo, hi = bootstrap_lib.interval(are_reps[law_fit.replicates.valid], level)
     out.append({"run": name, "fit": label, "N": checkpoints[-1]["N"],
@@ -229,9 +226,9 @@ def _checkpoint_rows(runs, fit_runs, main: CurveLawFit, study, level) -> list[di
   for name, checkpoints in runs.items():
     x = {"N": np.array([r["N"] for r in checkpoints], float),
          "D": np.array([r["tokens"] for r in checkpoints], float)}
-    point = cluster.evaluate(forms.CHINCHILLA, main.params[None], x)[0]
+    point = predict_lib.law_samples(forms.CHINCHILLA, main.params[None], x)[0]
     lo, hi = bootstrap_lib.interval(
-        cluster.evaluate(forms.CHINCHILLA, main.replicates.params, x), level)
+        predict_lib.law_samples(forms.CHINCHILLA, main.replicates.params, x), level)
     kept = {id(r) for r in _cut(checkpoints, study)} if name in fit_runs else set()
     for i, r in enumerate(checkpoints):
       rows.append({"run": name, "N": r["N"], "tokens": r["tokens"], "step": r["step"],
@@ -268,8 +265,8 @@ def fit(source_rows, task_baselines, study) -> CurveFit:
   check_curves(study)
   rows = [r for r in source_rows if not study.dataset or r.get("dataset") == study.dataset]
   runs_by_name = _by_run(rows)
-  fit_runs = _chosen(runs_by_name, _names(study.fit_runs), "fit_runs")
-  targets = _chosen(runs_by_name, _names(study.targets), "targets")
+  fit_runs = _chosen(runs_by_name, fitting.names(study.fit_runs), "fit_runs")
+  targets = _chosen(runs_by_name, fitting.names(study.targets), "targets")
   notes, fits = [], {}
   if study.borrow:
     fits["borrowed"] = _borrowed_fit(fit_runs, study, runs_by_name)

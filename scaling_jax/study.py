@@ -54,11 +54,12 @@ def _flag_fits(fit: fitting.StudyFit) -> None:
     warnings = sanity.premise_warnings(law_fit.result)
     fit.notes += [f"{label}: {w}" for w in warnings]
     if warnings:  # point at the data: the run the law fits worst
-      worst = int(abs(law_fit.result.residuals()).argmax())
+      residuals = law_fit.result.residuals()
+      worst = int(abs(residuals).argmax())
       fit.notes.append(
           f"{label}: check its design runs; the worst fitted is {law_fit.runs[worst]} "
           f"(measured {law_fit.result.y[worst]:.4g}, fitted "
-          f"{law_fit.result.y[worst] + law_fit.result.residuals()[worst]:.4g})")
+          f"{law_fit.result.y[worst] + residuals[worst]:.4g})")
 
 
 def fit_and_report(config, workdir, *, train_seconds: float | None = None

@@ -118,10 +118,3 @@ def fixed_fit(law: forms.Law, fixed: dict[str, np.ndarray], x, ys, ws) -> np.nda
     if n in value:
       coef[:, i] = value[n]
   return np.asarray(law.join(jnp.asarray(theta), jnp.asarray(coef)))
-
-
-def evaluate(law: forms.Law, params, x) -> np.ndarray:
-  """law at x for each row of params [B, P] -> [B, n]."""
-  with jax.enable_x64(True):
-    xs = fit_lib.as_inputs(x)
-    return np.asarray(jax.vmap(lambda p: law(p, xs))(jnp.asarray(params)))

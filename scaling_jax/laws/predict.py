@@ -42,7 +42,7 @@ def _over_params(law, params, x):
   return jax.vmap(lambda p: law(p, x))(params)
 
 
-def _law_samples(law: forms.Law, params, x) -> np.ndarray:
+def law_samples(law: forms.Law, params, x) -> np.ndarray:
   """law evaluated at x for each row of params [B, P] -> [B, n]."""
   with jax.enable_x64(True):
     return np.asarray(_over_params(law, jnp.asarray(params), fit_lib.as_inputs(x)))
@@ -54,7 +54,7 @@ def _clip(law: forms.Law, values):
 
 def predict(result: fit_lib.FitResult, boot: bootstrap_lib.BootstrapResult,
             x: Mapping[str, np.ndarray], level: float = 0.95) -> Prediction:
-  samples = _clip(result.law, _law_samples(result.law, boot.params, x))
+  samples = _clip(result.law, law_samples(result.law, boot.params, x))
   lo, hi = bootstrap_lib.interval(samples, level)
   return Prediction(_clip(result.law, result.predict(x)), lo, hi, samples)
 
