@@ -18,6 +18,7 @@ from typing import Sequence
 import ml_collections
 import numpy as np
 
+from scaling_jax import fit_noise
 from scaling_jax import predictions as predictions_lib
 from scaling_jax.evals import task_subset
 from scaling_jax.laws import bootstrap as bootstrap_lib
@@ -61,13 +62,18 @@ def default_study_config() -> ml_collections.ConfigDict:
   # chance accuracy of 0.25 has a binomial standard error of 6 points.
   study.subset = ml_collections.ConfigDict(dict(
       reference_model="", threshold_points=10.0, pool="err_design"))
+  # bounds: 'none', or 'physical' (E >= 0, coefficients >= 0, exponents and Eq. 5's
+  # eps in a range: forms.Law.physical_bounds), or from Python a tuple of (name, lo,
+  # hi) triples. Influences are not reported where a bound holds a parameter.
   study.fit = ml_collections.ConfigDict(dict(
       maxiter=fit_lib.DEFAULT_MAXITER, tol=fit_lib.DEFAULT_TOL, robust=False,
-      huber_delta=fit_lib.DEFAULT_HUBER_DELTA))
+      huber_delta=fit_lib.DEFAULT_HUBER_DELTA, bounds="none"))
+  # noise: where the residual_t / parametric bootstrap's noise scale comes from,
+  # one of fit_noise.NOISE_SOURCES (see scaling_jax/fit_noise.py); eval_floor: floor
+  # each loss-law point's scale at its recorded evaluation noise (<ci_column>/<val_set>).
   study.bootstrap = ml_collections.ConfigDict(dict(
       method=bootstrap_lib.DEFAULT_METHOD, num_resamples=bootstrap_lib.DEFAULT_RESAMPLES,
-      seed=0,
-      level=0.95, ci_column="loss_ci"))
+      seed=0, level=0.95, noise="residuals", eval_floor=False, ci_column="loss_ci"))
   study.budget_flops = 0.0  # compute-optimal split at this C; 0: the largest target's
   # Reuse the last fit when its inputs and the package are unchanged: a second call
   # then only redraws the report (seconds, not a minute of compiling the solver).
@@ -91,7 +97,8 @@ def check_study(study) -> None:
     raise StudyError(f"config field 'study.subset.pool' is {study.subset.pool!r}; use "
                      f"one of {TASK_POOLS}")
   for problem in (fit_lib.config_problem(study.fit, "study.fit"),
-                  bootstrap_lib.config_problem(study.bootstrap, "study.bootstrap")):
+                  bootstrap_lib.config_problem(study.bootstrap, "study.bootstrap"),
+                  fit_noise.config_problem(study.bootstrap, "study.bootstrap")):
     if problem:
       raise StudyError(problem)
   if not study.get("fit_runs"):  # curve fits name runs, not points
@@ -261,24 +268,104 @@ def _budget(study, target_rows, points) -> float:
   return max(r["flops"] for r in (target_rows or points))
 
 
-def _fit_law(law, x, y, runs, study, method, sigma=None) -> LawFit:
+def _settings(study) -> fit_lib.FitSettings:
+  settings = study.fit.to_dict()
+  if isinstance(settings["bounds"], list):  # a ConfigDict may hand tuples back as lists
+    settings["bounds"] = tuple(tuple(b) for b in settings["bounds"])
+  return fit_lib.FitSettings(**settings)
+
+
+def _fit_only(law, x, y, runs, study) -> fit_lib.FitResult:
   try:
-    result = fit_lib.fit(law, x, y, settings=fit_lib.FitSettings(**study.fit.to_dict()))
+    return fit_lib.fit(law, x, y, settings=_settings(study))
   except fit_lib.FitError as e:
     raise StudyError(f"fitting {law.formula} on runs {runs}: {e}") from None
-  boot = bootstrap_lib.bootstrap(result, method=method,
-                                 num_resamples=study.bootstrap.num_resamples,
-                                 seed=study.bootstrap.seed, sigma=sigma)
+
+
+def _fit_law(law, x, y, runs, study, method, noise_of=None) -> LawFit:
+  """Fit and bootstrap; noise_of(result) gives the bootstrap's NoiseScale (or None)."""
+  result = _fit_only(law, x, y, runs, study)
+  try:
+    noise = noise_of(result) if noise_of else None
+    boot = bootstrap_lib.bootstrap(result, method=method,
+                                   num_resamples=study.bootstrap.num_resamples,
+                                   seed=study.bootstrap.seed, noise=noise)
+  except ValueError as e:  # e.g. n = p: no residual scale to draw from
+    raise StudyError(f"bootstrapping {law.formula} on runs {runs} "
+                     f"(study.bootstrap.method={method!r}, "
+                     f"noise={study.bootstrap.noise!r}): {e}") from None
   return LawFit(result, boot, list(runs))
 
 
-def _sigma(rows, val_set, ci_column):
-  """Per-run loss noise for the parametric bootstrap (95% half-width / 1.96)."""
+def _eval_sigma(rows, val_set, ci_column):
+  """Per-run evaluation noise of the loss (recorded 95% half-width / 1.96)."""
   key = f"{ci_column}/{val_set}"
   missing = [r["run"] for r in rows if key not in r]
   if missing:
-    raise StudyError(f"parametric bootstrap needs column {key!r}; missing in {missing}")
+    raise StudyError(f"study.bootstrap.noise='eval' / eval_floor need column {key!r} "
+                     f"(the runs' recorded loss intervals); missing in {missing}")
   return np.array([r[key] for r in rows]) / 1.96
+
+
+def _seed_groups(rows, chosen, value) -> list[list[float]]:
+  """Per chosen design point, `value(row)` of each of its seeds' final rows."""
+  by_key = collections.defaultdict(list)
+  for r in runs_table.final_rows(rows):
+    by_key[runs_table.run_key(r)].append(r)
+  return [[value(r) for r in by_key[runs_table.run_key(c)]] for c in chosen]
+
+
+def _other_datasets(study, source_rows) -> dict[str, list[dict]]:
+  """Point rows of every dataset of the source other than study.dataset."""
+  others = collections.defaultdict(list)
+  for r in source_rows:
+    if r.get("dataset") != study.dataset:
+      others[str(r.get("dataset"))].append(r)
+  return {d: point_rows(rs) for d, rs in sorted(others.items())}
+
+
+def _pooled_fits(law, study, others, design, x_and_y) -> dict[str, fit_lib.FitResult]:
+  """The same design fitted on each other dataset that has all of its points."""
+  fits = {}
+  for dataset, points in others.items():
+    keys = {runs_table.run_key(p) for p in points}
+    if all(parse_point(spec) in keys for spec in design):
+      chosen = select_points(points, design)
+      x, y = x_and_y(chosen)
+      if y is not None:
+        fits[dataset] = _fit_only(law, x, y, [r["run"] for r in chosen], study)
+  return fits
+
+
+def _with_err(xy, tasks):
+  """xy over rows with their task-average error added where all tasks are measured
+  (other datasets' points, for pooling, have not had it computed)."""
+  def with_err(chosen):
+    return xy([dict(r, err=task_subset.average_error(r, tasks))
+               if "err" not in r and all(runs_table.ACC_PREFIX + t in r for t in tasks)
+               else r for r in chosen])
+  return with_err
+
+
+def _noise_of(study, rows, source_rows, law, design, chosen, x_and_y, value, eval_rows):
+  """A noise_of(result) for _fit_law, per config.study.bootstrap (fit_noise.choose)."""
+  boot_cfg = study.bootstrap
+
+  def noise_of(result):
+    try:
+      return fit_noise.choose(
+          boot_cfg, result,
+          seeds=lambda: fit_noise.seed_scale(_seed_groups(rows, chosen, value),
+                                             [r["run"] for r in chosen]),
+          pooled=lambda: fit_noise.pooled_scale(
+              result, _pooled_fits(law, study, _other_datasets(study, source_rows),
+                                   design, x_and_y), study.dataset),
+          eval_sigma=lambda: (_eval_sigma(eval_rows, study.val_set, boot_cfg.ci_column)
+                              if eval_rows is not None else None),
+          eval_key=f"{boot_cfg.ci_column}/{study.val_set}")
+    except fit_noise.NoiseSourceError as e:
+      raise StudyError(str(e)) from None
+  return noise_of
 
 
 def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
@@ -304,23 +391,25 @@ def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
     if tasks and all(runs_table.ACC_PREFIX + t in r for t in tasks):
       r["err"] = task_subset.average_error(r, tasks)
   val_set, boot_cfg = study.val_set, study.bootstrap
-  sigma = (_sigma(loss_rows, val_set, boot_cfg.ci_column)
-           if boot_cfg.method == "parametric" else None)
-  loss = _fit_law(forms.OVERTRAINING, predictions_lib.law_inputs(loss_rows),
-                  [loss_of(r, val_set) for r in loss_rows],
-                  [r["run"] for r in loss_rows], study, boot_cfg.method, sigma)
+  loss_xy = lambda chosen: (predictions_lib.law_inputs(chosen),
+                            [loss_of(r, val_set) for r in chosen])
+  loss = _fit_law(forms.OVERTRAINING, *loss_xy(loss_rows), [r["run"] for r in loss_rows],
+                  study, boot_cfg.method,
+                  _noise_of(study, rows, source_rows, forms.OVERTRAINING, loss_design,
+                            loss_rows, loss_xy, lambda r: loss_of(r, val_set), loss_rows))
   error = None
   if tasks:
     no_err = [r["run"] for r in err_rows if "err" not in r]
     if no_err:
       raise StudyError(f"error-law design runs {no_err} lack accuracies for tasks {tasks}")
-    # Task averages carry no recorded noise: a parametric request falls back to the
-    # residual bootstrap for the error law (fit.json records the method used).
-    method = "residual" if boot_cfg.method == "parametric" else boot_cfg.method
-    error = _fit_law(forms.DOWNSTREAM,
-                     {"L": [loss_of(r, val_set) for r in err_rows]},
-                     [r["err"] for r in err_rows], [r["run"] for r in err_rows], study,
-                     method)
+    err_xy = lambda chosen: (
+        ({"L": [loss_of(r, val_set) for r in chosen]}, [r["err"] for r in chosen])
+        if all("err" in r for r in chosen) else (None, None))
+    error = _fit_law(forms.DOWNSTREAM, *err_xy(err_rows), [r["run"] for r in err_rows],
+                     study, boot_cfg.method,
+                     _noise_of(study, rows, source_rows, forms.DOWNSTREAM, err_design,
+                               err_rows, _with_err(err_xy, tasks),
+                               lambda r: task_subset.average_error(r, tasks), None))
   target_rows = [target_row(spec, points) for spec in targets]
   level = boot_cfg.level
   predicted_targets = predictions_lib.predict_targets(target_rows, val_set, loss, error,

@@ -55,10 +55,19 @@ def test_designs_default_to_every_non_target_point():
     ("fit.maxiter", 0, "fit.maxiter"),
     ("bootstrap.num_resamples", 1, "num_resamples"),
     ("targets", "tiny-0", "must read 'model@M'"),
+    ("fit.bounds", "positive", "study.fit.bounds"),
+    ("bootstrap.noise", "seed", r"study.bootstrap.noise.*'residuals'"),
 ])
 def test_check_study_names_the_field(field, value, message):
   config = config_lib.default_config()
   node, _, leaf = field.rpartition(".")
   (config.study[node] if node else config.study)[leaf] = value
   with pytest.raises(fitting.StudyError, match=message):
+    fitting.check_study(config.study)
+
+
+def test_a_noise_source_needs_a_method_that_draws_from_one():
+  config = config_lib.default_config()
+  config.study.bootstrap.update(method="pairs", noise="seeds")
+  with pytest.raises(fitting.StudyError, match="use study.bootstrap.method=residual_t"):
     fitting.check_study(config.study)

@@ -86,3 +86,18 @@ def test_unidentified_parameters_raise_instead_of_returning_noise():
                          settings=fit_lib.FitSettings(robust=robust))
     with pytest.raises(influence.InfluenceError, match="singular"):
       influence.prediction_influence(result, TARGET)
+
+
+def test_a_parameter_held_by_a_bound_has_no_influence_but_an_interior_one_does():
+  x = {"C": C, "M": M}
+  free = fit_lib.fit(forms.OVERTRAINING, x, Y)
+  e_free = free.named_params["E"]
+  loose = fit_lib.fit(forms.OVERTRAINING, x, Y,
+                      settings=fit_lib.FitSettings(bounds=(("E", e_free - 1, 10.0),)))
+  np.testing.assert_allclose(influence.prediction_influence(loose, TARGET),
+                             influence.prediction_influence(free, TARGET), rtol=1e-5)
+  held = fit_lib.fit(forms.OVERTRAINING, x, Y,
+                     settings=fit_lib.FitSettings(bounds=(("E", e_free + 0.1, 10.0),)))
+  assert held.named_params["E"] == pytest.approx(e_free + 0.1)
+  with pytest.raises(influence.InfluenceError, match=r"\['E'\] .* sit on their bounds"):
+    influence.prediction_influence(held, TARGET)

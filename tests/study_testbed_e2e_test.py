@@ -88,14 +88,68 @@ def test_failure_while_writing_keeps_previous_outputs(testbed_dir, tmp_path, mon
   assert [p.name for p in tmp_path.iterdir()] == ["report"]
 
 
-def test_parametric_bootstrap_uses_recorded_loss_intervals(testbed_dir, tmp_path):
-  config = _config(testbed_dir, **{"study.bootstrap.method": "parametric"})
+def test_eval_noise_uses_recorded_loss_intervals_and_the_report_says_it_is_too_small(
+    testbed_dir, tmp_path):
+  config = _config(testbed_dir, **{"study.bootstrap.method": "parametric",
+                                   "study.bootstrap.noise": "eval"})
   result = study.run(config, str(tmp_path))
   fit = json.loads((tmp_path / "report" / "fit.json").read_text())
-  assert fit["loss_law"]["bootstrap"]["method"] == "parametric"
-  assert fit["error_law"]["bootstrap"]["method"] == "residual"  # no noise recorded
-  # Token-level loss noise (~0.4%) is far below the residual scatter of 5 points
-  # for 4 parameters: the parametric interval on eta must be the narrower one.
+  loss_boot, err_boot = fit["loss_law"]["bootstrap"], fit["error_law"]["bootstrap"]
+  assert loss_boot["method"] == "parametric"
+  assert loss_boot["noise_source"].startswith("recorded evaluation noise (loss_ci/c4_val")
+  assert err_boot["noise_source"].startswith("residuals of this fit")  # none recorded
+  # Token-level loss noise (~0.4%) is far below the residual scatter: the chi-square
+  # check flags the scale, and the interval on eta is the narrower one.
+  assert "misses sources of variation" in loss_boot["calibration"]
+  assert loss_boot["calibrated"] is False and loss_boot["noise_df"] is None
   residual = study.run(_config(testbed_dir), str(tmp_path / "residual"))
   eta = lambda s: s.loss.param_intervals(0.95)["eta"]
   assert eta(result)["hi"] - eta(result)["lo"] < eta(residual)["hi"] - eta(residual)["lo"]
+
+
+def test_pooled_noise_adds_the_other_training_sets_degrees_of_freedom(testbed_dir, tmp_path):
+  result = study.run(_config(testbed_dir, **{"study.bootstrap.noise": "pooled"}),
+                     str(tmp_path))
+  boot = result.loss.boot
+  # 5 points for 4 parameters on each of rpj, c4_original, rw_original: 3 df.
+  assert boot.noise.df == 3 and "c4_original, rw_original" in boot.noise_source
+  assert boot.calibration is None
+  assert result.error.boot.noise.df == 3 * (6 - 3)
+  fit = json.loads((tmp_path / "report" / "fit.json").read_text())
+  loss_boot = fit["loss_law"]["bootstrap"]
+  assert "pooled" in loss_boot["noise_source"]
+  assert loss_boot["noise_df"] == 3 and loss_boot["residual_df"] == 1
+  assert loss_boot["calibrated"] is True
+
+
+def test_eval_floor_never_lets_a_scale_below_the_recorded_noise(testbed_dir, tmp_path):
+  result = study.run(_config(testbed_dir, **{"study.bootstrap.eval_floor": True}),
+                     str(tmp_path))
+  noise = result.loss.boot.noise
+  assert noise.floor is not None and len(noise.floor) == 5
+  assert "floor: recorded evaluation noise (loss_ci/c4_val / 1.96)" in noise.source
+  assert result.loss.boot.noise_source == noise.source
+  assert result.error.boot.noise.floor is None  # task averages record no noise
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"study.bootstrap.noise": "seeds"}, r"needs a design point trained with two or more"),
+    ({"study.loss_design": "d=96_l=8_h=4@20,d=512_l=8_h=4@20,d=576_l=24_h=8@20,"
+                           "d=96_l=8_h=4@320"},
+     r"bootstrapping .* no residual degrees of freedom"),
+])
+def test_a_noise_scale_the_design_cannot_give_is_refused_clearly(testbed_dir, tmp_path,
+                                                                 overrides, message):
+  with pytest.raises(fitting.StudyError, match=message):
+    study.run(_config(testbed_dir, **overrides), str(tmp_path / "out"))
+  assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_physical_bounds_keep_the_papers_fit_and_narrow_its_intervals(testbed_dir, tmp_path):
+  free = study.run(_config(testbed_dir), str(tmp_path / "free"))
+  bounded = study.run(_config(testbed_dir, **{"study.fit.bounds": "physical"}),
+                      str(tmp_path / "bounded"))
+  assert bounded.loss.result.params == pytest.approx(free.loss.result.params, rel=1e-6)
+  # Unbounded, some resamples put the irreducible loss E below zero; bounded, none.
+  assert free.loss.param_intervals(0.95)["E"]["lo"] < 0
+  assert bounded.loss.param_intervals(0.95)["E"]["lo"] >= 0

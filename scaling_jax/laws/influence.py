@@ -81,8 +81,30 @@ def _not_identified(result: fit_lib.FitResult, ratio: float) -> InfluenceError:
       f"separate the parameters" + (", or raise fit.huber_delta" if settings.robust else ""))
 
 
+# A parameter this close (relative to its bound's scale) to a bound is taken as
+# held there by it; the solver stops on bounds to about its tolerance.
+_AT_BOUND = 1e-6
+
+
+def _active_bounds(result: fit_lib.FitResult) -> list[str]:
+  """Names of parameters that sit on a bound of result.settings.bounds."""
+  lo, hi = fit_lib.param_bounds(result.law, result.settings)
+  p = np.asarray(result.params)
+  near = lambda bound: np.isfinite(bound) & (
+      np.abs(p - bound) <= _AT_BOUND * np.maximum(1.0, np.abs(bound)))
+  return [n for n, hit in zip(result.law.param_names, near(lo) | near(hi)) if hit]
+
+
 def param_jacobians(result: fit_lib.FitResult):
-  """(d p*/d y [P, n], {input: d p*/d x_input [P, n]}); InfluenceError if H is singular."""
+  """(d p*/d y [P, n], {input: d p*/d x_input [P, n]}); InfluenceError if H is singular
+  or a bound holds a parameter (the optimum is then not a zero of the gradient)."""
+  active = _active_bounds(result)
+  if active:
+    raise InfluenceError(
+        f"parameter(s) {active} of {result.law.formula} sit on their bounds "
+        f"(fit.bounds={result.settings.bounds!r}): there the gradient of the objective "
+        f"is not zero, and the implicit-function derivative would be wrong. Refit "
+        f"without bounds (fit.bounds='none') to see the influences")
   with jax.enable_x64(True):
     hessian, d_y, d_x = _param_jacobians(
         result.law, result.settings, jnp.asarray(result.params),

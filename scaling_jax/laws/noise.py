@@ -192,7 +192,9 @@ def calibration_problem(result: fit_lib.FitResult, noise: NoiseScale | None) -> 
           f"{_scale_range(noise.df):.0f} (95% range), so the intervals are t-corrected, very "
           f"wide, and rest on Gaussian noise that the design cannot check. For a "
           f"calibrated interval {add}, to {MIN_CALIBRATED_DF} or more degrees of freedom; "
-          f"or give a noise scale measured elsewhere (noise.seed_noise, noise.pooled_noise)")
+          f"or give a noise scale measured elsewhere (a study's "
+          f"--config.study.bootstrap.noise=seeds or pooled; noise.seed_noise, "
+          f"noise.pooled_noise from Python)")
 
 
 def _known_scale_problem(result, noise: NoiseScale) -> str | None:

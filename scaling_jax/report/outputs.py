@@ -19,6 +19,10 @@ PREDICTION_COLUMNS = ("run", "N", "M", "flops", "used_in_fit", "used_in_err_fit"
                       "err_lo", "err_hi", "err_rel_err")
 
 
+def _noise_df(noise) -> float | None:
+  return None if noise is None or noise.known else float(noise.df)
+
+
 def _law_summary(law_fit: fitting.LawFit, level: float) -> dict:
   result = law_fit.result
   return {
@@ -33,6 +37,10 @@ def _law_summary(law_fit: fitting.LawFit, level: float) -> dict:
                     "num_converged": law_fit.boot.num_converged,
                     "noise_source": law_fit.boot.noise_source,
                     "residual_df": law_fit.boot.residual_df,
+                    # df behind the noise scale drawn from (null: taken as known or
+                    # no scale drawn); calibrated: the design supports a coverage claim
+                    "noise_df": _noise_df(law_fit.boot.noise),
+                    "calibrated": law_fit.boot.calibration is None,
                     "calibration": law_fit.boot.calibration},
   }
 
