@@ -315,11 +315,12 @@ def _seed_groups(rows, chosen, value) -> list[list[float]]:
   return [[value(r) for r in by_key[runs_table.run_key(c)]] for c in chosen]
 
 
-def _other_datasets(study, source_rows) -> dict[str, list[dict]]:
-  """Point rows of every dataset of the source other than study.dataset."""
+def _other_datasets(rows, source_rows) -> dict[str, list[dict]]:
+  """Point rows of every dataset of the source that the fitted rows do not hold."""
+  fitted = {r.get("dataset") for r in rows}
   others = collections.defaultdict(list)
   for r in source_rows:
-    if r.get("dataset") != study.dataset:
+    if r.get("dataset") not in fitted:
       others[str(r.get("dataset"))].append(r)
   return {d: point_rows(rs) for d, rs in sorted(others.items())}
 
@@ -358,7 +359,7 @@ def _noise_of(study, rows, source_rows, law, design, chosen, x_and_y, value, eva
           seeds=lambda: fit_noise.seed_scale(_seed_groups(rows, chosen, value),
                                              [r["run"] for r in chosen]),
           pooled=lambda: fit_noise.pooled_scale(
-              result, _pooled_fits(law, study, _other_datasets(study, source_rows),
+              result, _pooled_fits(law, study, _other_datasets(rows, source_rows),
                                    design, x_and_y), study.dataset),
           eval_sigma=lambda: (_eval_sigma(eval_rows, study.val_set, boot_cfg.ci_column)
                               if eval_rows is not None else None),
