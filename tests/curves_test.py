@@ -77,6 +77,8 @@ def test_cluster_weights_resample_whole_runs_and_their_seeds():
   fit = curves.fit(curve_rows(seeds=2), {}, _study(fit_runs="a_s0,a_s1,b_s0,b_s1,c_s0",
                                                    targets="d_s0"))
   assert {s["seeds"] for s in fit.seed_spread} == {2}
+  # Five runs but three clusters: the small-design note counts what is resampled.
+  assert any("resample only 3 runs (seeds of a run count once)" in n for n in fit.notes)
 
 
 def test_resampling_runs_not_checkpoints_gives_the_wider_honest_interval():
@@ -84,6 +86,8 @@ def test_resampling_runs_not_checkpoints_gives_the_wider_honest_interval():
   sizes = {f"r{i}": n for i, n in enumerate(np.geomspace(1e7, 1e9, 7))}
   rows = curve_rows(noise=0.001, run_noise=0.01, seed=3, sizes=sizes)
   fit = curves.fit(rows, {}, _study(fit_runs="r0,r1,r2,r3,r4,r5", targets="r6"))
+  # Fewer runs than curves.MIN_CLUSTERS (8): measured under-coverage, so said.
+  assert any("resample only 6 runs" in n and "lower bound" in n for n in fit.notes)
   result = fit.fits["all checkpoints"].result
   runs = [r["run"] for r in rows if r["run"] != "r6"]
   by_run = cluster.cluster_bootstrap(result, runs, num_resamples=64, seed=0)
