@@ -13,6 +13,10 @@ Variants (after the colon, comma-separated `key=value` or bare flags):
   smoke    six tiny runs (five to fit, one target) for tests, about 2 minutes.
   paper    the paper's 104-model testbed for GPU/TPU clusters (see paper_sweep).
   seeds=K  K seeds per unit (default 1).
+  advise   the default study, then the run advisor (scaling_jax/advice.py): it
+           proposes runs for study.advise.budget_flops (default ADVISE_BUDGET) and
+           trains them next, then refits; the loss and error laws use every run
+           that is not a target, so each call adds one advised batch.
 
 Any leaf can be overridden, e.g. `--config.train.global_batch=32`; the launcher
 with `--config.launch.backend=slurm --config.launch.max_parallel=16` (see
@@ -54,8 +58,14 @@ PAPER_WARMUP = {"openlm-11m": 100, "openlm-79m": 400, "openlm-154m": 400,
 _PAPER_LOSS = ("openlm-11m@20", "openlm-79m@20", "openlm-154m@20",
                "openlm-411m@20", "openlm-11m@320")
 
-# Variants after the colon: `configs/grid.py:smoke`, `:paper`, `:seeds=3`.
-_KNOBS = dict(smoke=False, paper=False, seeds=1)
+# The advise variant's budget per call and candidate multipliers: about 20% of the
+# default study's 1.45e13 FLOPs, with M small enough that every candidate's tokens
+# fit the embedded corpus.
+ADVISE_BUDGET = 3e12
+ADVISE_MULTIPLIERS = "10,20,40,80"
+
+# Variants after the colon: `configs/grid.py:smoke`, `:paper`, `:seeds=3`, `:advise`.
+_KNOBS = dict(smoke=False, paper=False, seeds=1, advise=False)
 
 
 def _parse(arg: str) -> dict:
@@ -161,5 +171,10 @@ def get_config(arg: str = ""):
     config.evals.val.max_tokens = 32768
     config.evals.icl.examples_per_task = 20
     config.launch.max_parallel = 2  # two cores: compiles overlap
+  if variant["advise"]:
+    # Fit on every run that is not a target, so advised runs join the laws.
+    config.study.loss_design = config.study.err_design = ""
+    config.study.advise.update(dict(budget_flops=ADVISE_BUDGET,
+                                    multipliers=ADVISE_MULTIPLIERS, train_next=True))
   config.sweep = get_sweep(variant)
   return config

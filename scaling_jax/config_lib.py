@@ -183,6 +183,7 @@ def default_config() -> ml_collections.ConfigDict:
   """
   # Imported here: each owner's defaults pull in its package, which a caller that
   # only plans runs does not need. None of these imports config_lib back.
+  from scaling_jax import advice  # pylint: disable=g-import-not-at-top
   from scaling_jax import curves  # pylint: disable=g-import-not-at-top
   from scaling_jax import data  # pylint: disable=g-import-not-at-top
   from scaling_jax import evals  # pylint: disable=g-import-not-at-top
@@ -221,4 +222,6 @@ def default_config() -> ml_collections.ConfigDict:
   config.runs = runs.default_runs_config()
   config.study = fitting.default_study_config()
   config.study.update(curves.default_curve_config())
+  config.study.advise = advice.default_advise_config()
+  config.study.retrospective = advice.default_retrospective_config()
   return config

@@ -134,6 +134,10 @@ class StudyFit:
   # The same design fitted on every checkpoint (scaling_jax/curves.py), or why not.
   checkpoint_fit: object = None
   checkpoint_fit_note: str = ""
+  # Which runs to train next (scaling_jax/advice.py), and the advisor's replay on
+  # released runs; None unless config.study.advise / .retrospective ask for them.
+  advice: object = None
+  retrospective: object = None
 
 
 def parse_point(spec: str) -> tuple[str, float]:

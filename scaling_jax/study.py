@@ -18,6 +18,7 @@ import os
 import pathlib
 import time
 
+from scaling_jax import advice
 from scaling_jax import curves
 from scaling_jax import fit_cache
 from scaling_jax import fitting
@@ -87,6 +88,10 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
       loss_design, _, targets = fitting.designs(config.study, fit.rows)
       fit.checkpoint_fit, fit.checkpoint_fit_note = curves.beside_final(
           source.rows, config.study, loss_design, targets)
+      if config.study.advise.budget_flops:
+        fit.advice = advice.advise(config.study, fit)
+      if config.study.retrospective.enabled:
+        fit.retrospective = advice.retrospect(config.study, fit)
   context = {"workdir": str(workdir), "source": f"{config.runs.source} ({source.where})",
              "num_runs": len({r["run"] for r in source.rows}),
              "num_rows": len(source.rows),
@@ -104,6 +109,7 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
 def run(config, workdir) -> fitting.StudyFit | None:
   """Trains the sweep's missing units, fits and reports (None on a dry run)."""
   fitting.check_study(config.study)  # a bad study field fails before any training
+  advice.check(config.study.advise)
   if config.study.fit_runs:
     curves.check_curves(config.study)
   workdir = os.fspath(workdir)
@@ -113,4 +119,22 @@ def run(config, workdir) -> fitting.StudyFit | None:
     if not _train(config, workdir):
       return None
     train_seconds = time.time() - start
-  return fit_and_report(config, workdir, train_seconds=train_seconds)
+  fit = fit_and_report(config, workdir, train_seconds=train_seconds)
+  if config.study.advise.train_next and getattr(fit, "advice", None) is not None:
+    fit = _train_advised(config, workdir, fit, start)
+  return fit
+
+
+def _train_advised(config, workdir, fit, start):
+  """Trains the advised batch (config.study.advise.train_next), then refits."""
+  todo, skipped = advice.units(fit.advice)
+  if skipped:
+    print(f"advice: {skipped} are named by size, not by a model preset; not trained")
+  if not todo:
+    return fit
+  labels = ", ".join(f"{u['model']}@{u['tokens_per_param']:g}" for u in todo)
+  print(f"advice: training the advised run(s) {labels} next, then refitting")
+  config.sweep = list(config.sweep) + todo
+  if not _train(config, workdir):
+    return fit
+  return fit_and_report(config, workdir, train_seconds=time.time() - start)

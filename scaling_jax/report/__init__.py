@@ -11,6 +11,7 @@ import time
 
 from scaling_jax import curves
 from scaling_jax import fit_cache
+from scaling_jax.report import advice_report
 from scaling_jax.report import curve_report
 from scaling_jax.report import outputs
 from scaling_jax.report import plots
@@ -46,5 +47,8 @@ def write(fit, report_dir, context: dict, cache_bytes: bytes | None = None) -> p
         fit, {key: context[key] for key in ("workdir", "source") if key in context}))
     outputs.write_predictions_csv(stage / "predictions.csv", fit.predictions)
     plots.write_all(fit, stage, names=tuple(plots.PLOTS))
-    (stage / SUMMARY).write_text(summary_lib.render(fit, context), encoding="utf-8")
+    advice_report.write(fit, stage)
+    extra = (advice_report.advice_section(fit.advice)
+             + advice_report.retrospective_section(fit.retrospective))
+    (stage / SUMMARY).write_text(summary_lib.render(fit, context, extra), encoding="utf-8")
   return report_dir / SUMMARY

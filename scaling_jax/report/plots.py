@@ -65,7 +65,7 @@ def _legend(ax, **kwargs) -> None:
     ax.legend(**kwargs)
 
 
-def _save(fig, path) -> None:
+def save_figure(fig, path) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -102,7 +102,7 @@ def draw_loss_vs_compute(ax, study: fitting.StudyFit) -> None:
 def plot_loss_vs_compute(study: fitting.StudyFit, path) -> None:
   fig, ax = plt.subplots(figsize=(6.4, 4.8))
   draw_loss_vs_compute(ax, study)
-  _save(fig, path)
+  save_figure(fig, path)
 
 
 def draw_error_vs_loss(ax, study: fitting.StudyFit) -> None:
@@ -139,7 +139,7 @@ def plot_error_vs_loss(study: fitting.StudyFit, path) -> None:
     return
   fig, ax = plt.subplots(figsize=(6.4, 4.8))
   draw_error_vs_loss(ax, study)
-  _save(fig, path)
+  save_figure(fig, path)
 
 
 def figure_1(study: fitting.StudyFit):
@@ -185,7 +185,7 @@ def plot_relative_error_heatmap(study: fitting.StudyFit, path) -> None:
   fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
   for ax, (column, title) in zip(axes[0], panels):
     _heatmap(ax, preds, column, title)
-  _save(fig, path)
+  save_figure(fig, path)
 
 
 def _predicted_vs_measured(ax, preds, targets, column, label):
@@ -219,7 +219,7 @@ def plot_predicted_vs_measured(study: fitting.StudyFit, path) -> None:
       _predicted_vs_measured(ax, preds, study.targets, column, label)
   fig.suptitle(f"predicted ({study.level:.0%} intervals) vs measured, y = x dashed\n"
                "blue = fit runs, hollow = held out, * = targets", fontsize=10)
-  _save(fig, path)
+  save_figure(fig, path)
 
 
 PLOTS = {"loss_vs_compute.png": plot_loss_vs_compute,

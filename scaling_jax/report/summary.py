@@ -166,9 +166,10 @@ def _notes_section(study: fitting.StudyFit) -> list[str]:
   return ["## Warnings", "", *[f"- **{note}**" for note in study.notes], ""]
 
 
-def render(study: fitting.StudyFit, context: dict) -> str:
+def render(study: fitting.StudyFit, context: dict, extra: list[str] = ()) -> str:
   """The markdown of summary.md. `context`: workdir, source, num_runs, num_rows,
-  unfinished (run names), train_seconds, fit_seconds, reused_fit (any may be missing)."""
+  unfinished (run names), train_seconds, fit_seconds, reused_fit (any may be missing).
+  `extra`: lines of further sections (the advisor's), placed after the laws."""
   co = study.compute_optimal
   lines = [f"# Scaling study: {context.get('workdir', '')}", ""]
   if context.get("source"):
@@ -183,6 +184,7 @@ def render(study: fitting.StudyFit, context: dict) -> str:
   lines += [f"Compute-optimal at C = {co.flops:.3g} FLOPs: M* = {co.multiplier[0]:.3g} "
             f"[{co.multiplier[1]:.3g}, {co.multiplier[2]:.3g}], N* = "
             f"{format_count(co.params[0])}, D* = {format_count(co.tokens[0])} tokens.", ""]
+  lines += list(extra)
   lines += _checkpoint_section(study)
   lines += _design_section(study, context)
   lines += ["Files: fit.json (laws, intervals, influences), predictions.csv (every run), "

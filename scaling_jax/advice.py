@@ -1,0 +1,277 @@
+"""The run advisor inside a study: config.study.advise -> which runs to train next.
+
+  --config.study.advise.budget_flops=3e13   (0: no advice)
+
+After the study's fit, every candidate run (N, M) is scored by how much it is
+expected to narrow the target's prediction per FLOP (scaling_jax/laws/advise.py:
+delta method at the fitted laws, noise from their residuals), and a greedy batch
+that fits the budget is proposed. The report gets advice.csv, an "Advice" section
+in summary.md and a plot of the expected interval width against cumulative FLOPs
+for the advised order beside cheapest-first and dearest-first orders.
+
+Candidates: `study.advise.candidates` names them as 'model@M' (a model of the runs
+table at a new multiplier) or 'N@M'; empty means every model of the fitted rows
+at every multiplier in `study.advise.multipliers`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import ml_collections
+import numpy as np
+
+from scaling_jax import fitting
+from scaling_jax.laws import advise as advise_lib
+
+CSV_COLUMNS = ("rank", "candidate", "N", "M", "flops", "budget_share", "loss_std_before",
+               "loss_std_after", "loss_width_after", "err_std_after", "err_width_after",
+               "reduction_per_flop", "batch_order", "batch_cum_flops")
+
+
+def default_advise_config() -> ml_collections.ConfigDict:
+  """config.study.advise: the budget for the next runs and where they may go."""
+  return ml_collections.ConfigDict(dict(
+      budget_flops=0.0,   # FLOPs to spend on the next runs; 0: no advice
+      target="",          # 'model@M' or 'N@M'; '' -> the first of study.targets
+      candidates="",      # comma-separated 'model@M' / 'N@M'; '' -> the grid below
+      multipliers="5,10,20,40,80,160,320,640",
+      k=0,                # runs in the batch; 0: as many as fit the budget
+      criterion="",       # 'loss', 'error' or 'both'; '' -> both with an error law
+      # Own runs: train the advised batch right after the report (its 'model@M'
+      # runs, seed 0), then refit; each call of the study adds one advised batch.
+      train_next=False,
+  ))
+
+
+def default_retrospective_config() -> ml_collections.ConfigDict:
+  """config.study.retrospective: replay the study's runs in each strategy's order
+  (scaling_jax/retrospective.py); for released data, where every run exists."""
+  return ml_collections.ConfigDict(dict(
+      enabled=False,
+      strategies="advisor,random,compute,paper",
+      random_trials=20,     # random orders, one seed each
+      num_resamples=400,    # per refit: every step of every replay is bootstrapped
+      # An extra advisor replay held to this share of the paper design's FLOPs
+      # (0: none): the question 'as good for half the compute?' needs its budget.
+      advisor_budget_share=0.5,
+      # Replays stop at this multiple of the paper design's FLOPs (0: when the pool
+      # is empty): beyond it no strategy is cheaper than the paper design anyway.
+      max_flops_share=2.0,
+      # Runs below this M leave the pool: the paper finds M = 5 off the trend, and
+      # with them every strategy did worse (the advisor likes their low cost).
+      min_multiplier=10.0,
+      seed=0,
+  ))
+
+
+def check(advise_cfg) -> None:
+  """Value checks before any training: a bad field fails in a second, not an hour."""
+  if advise_cfg.budget_flops < 0:
+    raise fitting.StudyError(f"config field 'study.advise.budget_flops' is "
+                             f"{advise_cfg.budget_flops!r}; use a positive number of "
+                             f"FLOPs, or 0 for no advice")
+  if not isinstance(advise_cfg.k, int) or advise_cfg.k < 0:
+    raise fitting.StudyError(f"config field 'study.advise.k' is {advise_cfg.k!r}; use a "
+                             f"number of runs, or 0 for as many as fit the budget")
+  if advise_cfg.criterion not in ("",) + advise_lib.CRITERIA:
+    raise fitting.StudyError(f"config field 'study.advise.criterion' is "
+                             f"{advise_cfg.criterion!r}; use one of {advise_lib.CRITERIA}")
+  if not isinstance(advise_cfg.train_next, bool):
+    raise fitting.StudyError(f"config field 'study.advise.train_next' is "
+                             f"{advise_cfg.train_next!r}; use True or False")
+  for spec in fitting.names(advise_cfg.candidates) + fitting.names(advise_cfg.target):
+    fitting.parse_point(spec)
+  _multipliers(advise_cfg)
+
+
+def _multipliers(advise_cfg) -> list[float]:
+  try:
+    values = [float(m) for m in fitting.names(advise_cfg.multipliers)]
+  except ValueError:
+    values = []
+  if not values or min(values) <= 0:
+    raise fitting.StudyError(f"config field 'study.advise.multipliers' is "
+                             f"{advise_cfg.multipliers!r}; use positive numbers, e.g. "
+                             f"'10,20,40,80'")
+  return values
+
+
+@dataclasses.dataclass
+class StudyAdvice:
+  target: str                  # the target's label
+  budget_flops: float
+  criterion: str
+  ranked: list[dict]           # CSV_COLUMNS rows, best first
+  batch: list[dict]            # the proposed runs, in the order picked
+  # name -> [(cumulative FLOPs, expected loss width, expected error width)] for the
+  # plot: the advised order and two plain ones, from the same fitted laws
+  orders: dict[str, list[tuple[float, float, float]]]
+  noise: str                   # one line: the noise the expectation assumes
+  # The target's loss now: standard error and the expected 95% width with the
+  # t-correction for the loss law's residual df (what the bootstrap reports)
+  loss_std_before: float = float("nan")
+  loss_width_before: float = float("nan")
+
+
+def _size_of(model: str, points) -> float:
+  sizes = {r["N"] for r in points if str(r.get("model")) == model}
+  if not sizes:
+    raise fitting.StudyError(
+        f"study.advise: no run of model {model!r} to take its size from; models: "
+        f"{sorted({str(r.get('model')) for r in points})}, or name it as 'N@M'")
+  return float(sizes.pop())
+
+
+def _point(spec: str, points) -> tuple[str, float, float]:
+  """'model@M' or 'N@M' -> (label, N, M)."""
+  name, multiplier = fitting.parse_point(spec)
+  try:
+    return spec, float(name), multiplier
+  except ValueError:
+    return spec, _size_of(name, points), multiplier
+
+
+def candidates(advise_cfg, points) -> list[tuple[str, float, float]]:
+  """(label, N, M) of every candidate run."""
+  if fitting.names(advise_cfg.candidates):
+    return [_point(s, points) for s in fitting.names(advise_cfg.candidates)]
+  models = sorted({(r["N"], str(r.get("model"))) for r in points})
+  return [(f"{model}@{m:g}", n, m) for n, model in models for m in _multipliers(advise_cfg)]
+
+
+def _order_curve(law_fits, target, cands, order, criterion) -> list[tuple[float, float, float]]:
+  """Expected widths after each run of `order` (indices into cands), no budget."""
+  chosen = {"N": [cands[i][1] for i in order], "M": [cands[i][2] for i in order]}
+  loss, error = law_fits
+  curve = []
+  # One candidate at a time with k = 1 ranks it alone; feeding the order one by one
+  # through a batch of exactly those candidates gives the widths along it.
+  for stop in range(1, len(order) + 1):
+    sub = {k: v[:stop] for k, v in chosen.items()}
+    advice = advise_lib.advise(loss, sub, target, None, err_fit=error, k=stop,
+                               criterion=criterion)
+    last = advice.batch[-1]
+    curve.append((last.cum_flops, last.loss_width, last.err_width))
+  return curve
+
+
+def advise(study_cfg, fit: fitting.StudyFit) -> StudyAdvice:
+  """Advice for the fitted study (fit.loss / fit.error) per study_cfg.advise."""
+  cfg = study_cfg.advise
+  check(cfg)
+  target_spec = (fitting.names(cfg.target) or fitting.names(study_cfg.targets) or [""])[0]
+  if not target_spec:
+    raise fitting.StudyError("study.advise needs a target: set study.advise.target or "
+                             "study.targets ('model@M' or 'N@M')")
+  label, t_n, t_m = _point(target_spec, fit.rows)
+  cands = candidates(cfg, fit.rows)
+  table = {"N": np.array([c[1] for c in cands]), "M": np.array([c[2] for c in cands])}
+  error = fit.error.result if fit.error is not None else None
+  criterion = cfg.criterion or None
+  try:
+    advice = advise_lib.advise(fit.loss.result, table, (t_n, t_m), cfg.budget_flops,
+                               err_fit=error, k=cfg.k or None, criterion=criterion)
+  except ValueError as e:
+    raise fitting.StudyError(f"study.advise: {e}") from None
+  order = {(c.N, c.M): (i + 1, c.cum_flops) for i, c in enumerate(advice.batch)}
+  names = {(c[1], c[2]): c[0] for c in cands}
+  ranked = [_row(rank + 1, names[(c.N, c.M)], c, order.get((c.N, c.M)))
+            for rank, c in enumerate(advice.ranked)]
+  # The batch's widths are after that run and the earlier picks (advice.batch), not
+  # the run alone (advice.ranked).
+  batch = [_row(order[(c.N, c.M)][0], names[(c.N, c.M)], c, order[(c.N, c.M)])
+           for c in advice.batch]
+  by_key = {(c[1], c[2]): i for i, c in enumerate(cands)}
+  advised = [by_key[(c.N, c.M)] for c in advice.batch]
+  cheap = sorted(range(len(cands)), key=lambda i: advise_lib.six_n_d(cands[i][1], cands[i][2]))
+  orders = {"advised": advised}
+  if advised:
+    orders["cheapest first"] = cheap[:len(advised)]
+    orders["dearest within budget first"] = _dearest(cands, cfg.budget_flops, len(advised))
+  curves = {name: _order_curve((fit.loss.result, error), (t_n, t_m), cands, o,
+                               advice.criterion)
+            for name, o in orders.items() if o}
+  std = advice.ranked[0].loss_std_before if advice.ranked else float("nan")
+  return StudyAdvice(label, float(cfg.budget_flops), advice.criterion, ranked, batch, curves,
+                     _noise_line(advice), std, 2 * _t(advice.loss.df) * std)
+
+
+def _t(df: float) -> float:
+  """95% half-width in standard errors: t on df, normal where sigma was given."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  return float(stats.norm.ppf(0.975) if np.isinf(df) else stats.t.ppf(0.975, df))
+
+
+def units(study_advice: StudyAdvice) -> tuple[list[dict], list[str]]:
+  """Sweep override dicts for the advised batch (model@M runs, seed 0), and the
+  labels that cannot be trained (named by N, not by a model)."""
+  todo, skipped = [], []
+  for row in study_advice.batch:
+    name, multiplier = fitting.parse_point(row["candidate"])
+    try:
+      float(name)
+      skipped.append(row["candidate"])
+    except ValueError:
+      todo.append(dict(model=name, tokens_per_param=float(multiplier), seed=0))
+  return todo, skipped
+
+
+def _dearest(cands, budget, k) -> list[int]:
+  """The k dearest candidates that each fit the budget, dearest first."""
+  cost = [advise_lib.six_n_d(c[1], c[2]) for c in cands]
+  fitting_ones = [i for i in range(len(cands)) if cost[i] <= budget]
+  return sorted(fitting_ones, key=lambda i: -cost[i])[:k]
+
+
+def _noise_line(advice) -> str:
+  def one(name, design):
+    if design is None:
+      return ""
+    where = "given" if np.isinf(design.df) else f"its residuals, {design.df:g} df"
+    return f"{name} law sigma {design.sigma:.3g} ({where})"
+  return "; ".join(s for s in (one("loss", advice.loss), one("error", advice.err)) if s)
+
+
+def _row(rank, label, c, picked) -> dict:
+  return {"rank": rank, "candidate": label, "N": c.N, "M": c.M, "flops": c.flops,
+          "budget_share": c.budget_share, "loss_std_before": c.loss_std_before,
+          "loss_std_after": c.loss_std, "loss_width_after": c.loss_width,
+          "err_std_after": c.err_std, "err_width_after": c.err_width,
+          "reduction_per_flop": c.reduction_per_flop,
+          "batch_order": picked[0] if picked else "",
+          "batch_cum_flops": picked[1] if picked else ""}
+
+
+def retrospect(study_cfg, fit: fitting.StudyFit) -> dict:
+  """The advisor's replay on the study's own (released) runs: records and summary.
+
+  Roles come from the runs: targets the largest size's runs, the start the two
+  smallest sizes at M = 20, the paper design its Table 1 (retrospective.default_roles).
+  """
+  from scaling_jax import retrospective  # pylint: disable=g-import-not-at-top
+  cfg = study_cfg.retrospective
+  try:
+    runs = retrospective.Runs.from_rows(fit.rows, study_cfg.val_set)
+    targets, start, paper = retrospective.default_roles(runs)
+  except ValueError as e:
+    raise fitting.StudyError(f"study.retrospective: {e}") from None
+  paper_flops = float(runs.flops[paper].sum())
+  budgets = (cfg.advisor_budget_share * paper_flops,) if cfg.advisor_budget_share else ()
+  records = []
+  # One strategy at a time, each timed: a replay refits after every run added.
+  for i, strategy in enumerate(fitting.names(cfg.strategies) + ["budgeted advisor"] *
+                               bool(budgets)):
+    started = time.time()
+    records += retrospective.retrospective(
+        runs, study_cfg.dataset,
+        strategies=() if strategy == "budgeted advisor" else (strategy,),
+        num_random=cfg.random_trials, num_resamples=cfg.num_resamples, seed=cfg.seed,
+        max_flops=cfg.max_flops_share * paper_flops if cfg.max_flops_share else None,
+        min_multiplier=cfg.min_multiplier,
+        advisor_budgets=budgets if strategy == "budgeted advisor" else (),
+        targets=targets, start=start, paper=paper)
+    print(f"[retrospective] {study_cfg.dataset or 'runs'}: {strategy} done "
+          f"({i + 1} of {len(fitting.names(cfg.strategies)) + bool(budgets)}), "
+          f"{time.time() - started:.0f} s", flush=True)
+  return {"records": records, "summary": retrospective.summarize(records)}
