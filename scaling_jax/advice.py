@@ -203,17 +203,28 @@ def _t(df: float) -> float:
   return float(stats.norm.ppf(0.975) if np.isinf(df) else stats.t.ppf(0.975, df))
 
 
-def units(study_advice: StudyAdvice) -> tuple[list[dict], list[str]]:
-  """Sweep override dicts for the advised batch (model@M runs, seed 0), and the
-  labels that cannot be trained (named by N, not by a model)."""
+def units(study_advice: StudyAdvice, taken=()) -> tuple[list[dict], list[str]]:
+  """Sweep override dicts for the advised batch, and the labels that cannot be
+  trained (named by N, not by a model).
+
+  `taken`: (model, M, seed) triples already trained or in the sweep. An advised
+  point that exists is a repeat: it gets the first seed not taken, so it is a new
+  run and not the finished one the launcher would skip.
+  """
+  taken = {(str(m), float(t), int(s)) for m, t, s in taken}
   todo, skipped = [], []
   for row in study_advice.batch:
     name, multiplier = fitting.parse_point(row["candidate"])
     try:
       float(name)
       skipped.append(row["candidate"])
+      continue
     except ValueError:
-      todo.append(dict(model=name, tokens_per_param=float(multiplier), seed=0))
+      pass
+    seed = next(s for s in range(len(taken) + 1)
+                if (name, float(multiplier), s) not in taken)
+    taken.add((name, float(multiplier), seed))
+    todo.append(dict(model=name, tokens_per_param=float(multiplier), seed=seed))
   return todo, skipped
 
 

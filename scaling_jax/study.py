@@ -127,7 +127,11 @@ def run(config, workdir) -> fitting.StudyFit | None:
 
 def _train_advised(config, workdir, fit, start):
   """Trains the advised batch (config.study.advise.train_next), then refits."""
-  todo, skipped = advice.units(fit.advice)
+  # Seeds already used: the sweep's, and each fitted point's (seeds 0..k-1).
+  taken = [(u.get("model"), u.get("tokens_per_param", config.train.tokens_per_param),
+            u.get("seed", 0)) for u in config.sweep]
+  taken += [(r.get("model"), r["M"], s) for r in fit.rows for s in range(r.get("seeds", 1))]
+  todo, skipped = advice.units(fit.advice, taken)
   if skipped:
     print(f"advice: {skipped} are named by size, not by a model preset; not trained")
   if not todo:

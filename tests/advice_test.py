@@ -108,7 +108,8 @@ def test_train_next_trains_the_advised_batch_then_refits(monkeypatch, tmp_path):
 
   def fake_fit_and_report(cfg, workdir, train_seconds=None):
     fits.append(len(sweeps))
-    return types.SimpleNamespace(advice=advised if len(fits) == 1 else None)
+    return types.SimpleNamespace(advice=advised if len(fits) == 1 else None,
+                                 rows=[dict(model="tiny-1", M=40.0, seeds=2)])
 
   monkeypatch.setattr(study, "_train", fake_train)
   monkeypatch.setattr(study, "fit_and_report", fake_fit_and_report)
@@ -116,4 +117,12 @@ def test_train_next_trains_the_advised_batch_then_refits(monkeypatch, tmp_path):
   # The sweep, then the sweep plus the advised preset run; a fit after each.
   assert len(sweeps) == 2 and fits == [1, 2]
   assert sweeps[1][:len(sweeps[0])] == sweeps[0]
-  assert sweeps[1][len(sweeps[0]):] == [dict(model="tiny-1", tokens_per_param=40.0, seed=0)]
+  # tiny-1@40 was trained with seeds 0 and 1: the advised repeat is seed 2.
+  assert sweeps[1][len(sweeps[0]):] == [dict(model="tiny-1", tokens_per_param=40.0, seed=2)]
+
+
+def test_an_advised_repeat_of_a_sweep_unit_gets_a_new_seed():
+  batch = [{"candidate": "tiny-0.5@20"}, {"candidate": "tiny-0.5@20"}]
+  advised = advice.StudyAdvice("t", 1.0, "loss", [], batch, {}, "")
+  todo, _ = advice.units(advised, [("tiny-0.5", 20, 0)])
+  assert [u["seed"] for u in todo] == [1, 2]
