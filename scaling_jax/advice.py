@@ -23,6 +23,7 @@ import numpy as np
 
 from scaling_jax import fitting
 from scaling_jax.laws import advise as advise_lib
+from scaling_jax.laws import advise_check
 
 CSV_COLUMNS = ("rank", "candidate", "N", "M", "flops", "budget_share", "loss_std_before",
                "loss_std_after", "loss_width_after", "err_std_after", "err_width_after",
@@ -41,6 +42,9 @@ def default_advise_config() -> ml_collections.ConfigDict:
       # Own runs: train the advised batch right after the report (its 'model@M'
       # runs, seed 0), then refit; each call of the study adds one advised batch.
       train_next=False,
+      # Check the first-order ranking of this many top candidates by simulation
+      # (laws/advise.confirm: outcomes drawn from the fit, refitted, bootstrapped)
+      confirm_top=3,
   ))
 
 
@@ -77,6 +81,10 @@ def check(advise_cfg) -> None:
   if advise_cfg.criterion not in ("",) + advise_lib.CRITERIA:
     raise fitting.StudyError(f"config field 'study.advise.criterion' is "
                              f"{advise_cfg.criterion!r}; use one of {advise_lib.CRITERIA}")
+  if not isinstance(advise_cfg.confirm_top, int) or advise_cfg.confirm_top < 0:
+    raise fitting.StudyError(f"config field 'study.advise.confirm_top' is "
+                             f"{advise_cfg.confirm_top!r}; use a number of candidates, "
+                             f"or 0 to skip the simulation")
   if not isinstance(advise_cfg.train_next, bool):
     raise fitting.StudyError(f"config field 'study.advise.train_next' is "
                              f"{advise_cfg.train_next!r}; use True or False")
@@ -112,6 +120,8 @@ class StudyAdvice:
   # t-correction for the loss law's residual df (what the bootstrap reports)
   loss_std_before: float = float("nan")
   loss_width_before: float = float("nan")
+  # The top candidates' expected widths beside simulated ones (laws/advise.confirm)
+  confirmed: list[dict] = dataclasses.field(default_factory=list)
 
 
 def _size_of(model: str, points) -> float:
@@ -194,7 +204,21 @@ def advise(study_cfg, fit: fitting.StudyFit) -> StudyAdvice:
             for name, o in orders.items() if o}
   std = advice.ranked[0].loss_std_before if advice.ranked else float("nan")
   return StudyAdvice(label, float(cfg.budget_flops), advice.criterion, ranked, batch, curves,
-                     _noise_line(advice), std, 2 * _t(advice.loss.df) * std)
+                     _noise_line(advice), std, 2 * _t(advice.loss.df) * std,
+                     _confirmed(advice, fit, cfg.confirm_top, names,
+                                study_cfg.bootstrap.seed))
+
+
+def _confirmed(advice, fit, top, names, seed) -> list[dict]:
+  """The top candidates' delta-method widths beside simulated refits' widths."""
+  if not top or not advice.ranked:
+    return []
+  error = fit.error.result if fit.error is not None else None
+  checks = advise_check.confirm(advice, fit.loss.result, err_fit=error, top=top, seed=seed)
+  return [{"candidate": names[(c.N, c.M)], "loss_width": c.loss_width,
+           "loss_width_sim": c.loss_width_sim, "err_width": c.err_width,
+           "err_width_sim": c.err_width_sim, "loss_width_now_sim": c.loss_width_before_sim}
+          for c in checks]
 
 
 def _t(df: float) -> float:

@@ -28,6 +28,7 @@ def _testbed(directory, config_name="testbed", **overrides):
     ("criterion", "width", "study.advise.criterion"),
     ("multipliers", "20,zero", "study.advise.multipliers"),
     ("candidates", "tiny-0", "must read 'model@M'"),
+    ("confirm_top", -1, "study.advise.confirm_top"),
 ])
 def test_bad_advice_fields_are_refused_before_anything_runs(field, value, message):
   config = config_lib.default_config()
@@ -62,6 +63,10 @@ def test_advice_ranks_candidates_and_its_batch_fits_the_budget(testbed_dir, tmp_
   summary = (report / "summary.md").read_text()
   assert "## Advice: which runs to train next" in summary
   assert got.batch[0]["candidate"] in summary
+  # The top three are checked by simulated refits, in the ranking's order.
+  assert [c["candidate"] for c in got.confirmed] == [r["candidate"] for r in got.ranked[:3]]
+  assert all(c["loss_width_sim"] > 0 for c in got.confirmed)
+  assert "Checked by simulation" in summary
 
 
 def test_named_candidates_and_an_unknown_model(testbed_dir, tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from scaling_jax.laws import advise
+from scaling_jax.laws import advise_check
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
@@ -192,7 +193,7 @@ def test_chained_error_adds_the_loss_variance_through_the_slope():
 def test_confirm_ranks_candidates_like_the_delta_method(noisy_fit):
   near, far = (7e8, 20.0), (1e7, 20.0)  # beside the target vs a repeat at the smallest
   advice = advise.advise(noisy_fit, [near, far], TARGET)
-  checked = {(c.N, c.M): c for c in advise.confirm(advice, noisy_fit, top=2,
+  checked = {(c.N, c.M): c for c in advise_check.confirm(advice, noisy_fit, top=2,
                                                    num_outcomes=3, num_resamples=1000)}
   assert checked[near].loss_width < checked[far].loss_width
   assert checked[near].loss_width_sim < checked[far].loss_width_sim
