@@ -8,8 +8,7 @@ unit-weight run, g = d f(x*) / d p. A candidate run adds a row j to J, and by
 Sherman-Morrison the variance drops by (g^T A j)^2 / (sigma^2 + j^T A j), A =
 Info^-1: exact in the linear coefficients, first order in the exponent. It needs
 where a run sits, not its outcome: advice before training. `advise_check.confirm`
-checks it by
-simulating outcomes and refitting with the project's fit and bootstrap.
+checks it by simulating outcomes and refitting with the project's fit and bootstrap.
 
 Chained error (Eq. 5 on the loss): Var Err* ~= (dErr/dL)^2 Var L* + g_e^T Cov_e g_e,
 Cov_e the error law's own delta-method covariance. Kept simple: the noise of the
