@@ -192,16 +192,19 @@ def advise(study_cfg, fit: fitting.StudyFit) -> StudyAdvice:
   # the run alone (advice.ranked).
   batch = [_row(order[(c.N, c.M)][0], names[(c.N, c.M)], c, order[(c.N, c.M)])
            for c in advice.batch]
-  by_key = {(c[1], c[2]): i for i, c in enumerate(cands)}
-  advised = [by_key[(c.N, c.M)] for c in advice.batch]
-  cheap = sorted(range(len(cands)), key=lambda i: advise_lib.six_n_d(cands[i][1], cands[i][2]))
-  orders = {"advised": advised}
-  if advised:
-    orders["cheapest first"] = cheap[:len(advised)]
-    orders["dearest within budget first"] = _dearest(cands, cfg.budget_flops, len(advised))
-  curves = {name: _order_curve((fit.loss.result, error), (t_n, t_m), cands, o,
-                               advice.criterion)
-            for name, o in orders.items() if o}
+  # The advised order's widths are the batch's own; the plain orders', as many runs
+  # long, are worked out along them.
+  curves = {"advised": [(c.cum_flops, c.loss_width, c.err_width) for c in advice.batch]}
+  if advice.batch:
+    k = len(advice.batch)
+    cheap = sorted(range(len(cands)),
+                   key=lambda i: advise_lib.six_n_d(cands[i][1], cands[i][2]))[:k]
+    for name, plain in (("cheapest first", cheap),
+                        ("dearest within budget first",
+                         _dearest(cands, cfg.budget_flops, k))):
+      if plain:
+        curves[name] = _order_curve((fit.loss.result, error), (t_n, t_m), cands, plain,
+                                    advice.criterion)
   std = advice.ranked[0].loss_std_before if advice.ranked else float("nan")
   return StudyAdvice(label, float(cfg.budget_flops), advice.criterion, ranked, batch, curves,
                      _noise_line(advice), std, 2 * _t(advice.loss.df) * std,

@@ -2,23 +2,16 @@
 summary.md sections (scaling_jax/advice.py makes what they show)."""
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
 
 from scaling_jax import advice as advice_lib
+from scaling_jax.report import outputs
 from scaling_jax.report.summary import format_count
 
 RETROSPECTIVE_COLUMNS = ("train", "strategy", "trial", "step", "run_added", "cum_flops",
                          "target", "metric", "pred", "true", "rel_err", "lo", "hi")
-
-
-def _write_csv(path, columns, rows) -> None:
-  with open(path, "w", newline="", encoding="utf-8") as f:
-    writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
 
 
 def write(fit, stage) -> list[str]:
@@ -26,11 +19,11 @@ def write(fit, stage) -> list[str]:
   from scaling_jax.report import plots  # pylint: disable=g-import-not-at-top
   written = []
   if fit.advice is not None:
-    _write_csv(stage / "advice.csv", advice_lib.CSV_COLUMNS, fit.advice.ranked)
+    outputs.write_csv(stage / "advice.csv", advice_lib.CSV_COLUMNS, fit.advice.ranked)
     plots.save_figure(_advice_figure(fit.advice), stage / "advice_width_vs_flops.png")
     written += ["advice.csv", "advice_width_vs_flops.png"]
   if fit.retrospective is not None:
-    _write_csv(stage / "retrospective.csv", RETROSPECTIVE_COLUMNS,
+    outputs.write_csv(stage / "retrospective.csv", RETROSPECTIVE_COLUMNS,
                fit.retrospective["records"])
     plots.save_figure(_retrospective_figure(fit.retrospective["records"]),
                       stage / "retrospective.png")

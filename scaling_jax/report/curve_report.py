@@ -2,7 +2,6 @@
 one row per checkpoint, curves.png, and summary.md, in the usual report folder."""
 from __future__ import annotations
 
-import csv
 import pathlib
 
 import matplotlib
@@ -36,10 +35,7 @@ def fit_summary(fit: curves.CurveFit, extra: dict) -> dict:
 
 
 def write_checkpoints_csv(path, rows) -> None:
-  with pathlib.Path(path).open("w", newline="", encoding="utf-8") as f:
-    writer = csv.DictWriter(f, fieldnames=CHECKPOINT_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
+  outputs.write_csv(path, CHECKPOINT_COLUMNS, rows)
 
 
 def plot_curves(fit: curves.CurveFit, path) -> None:

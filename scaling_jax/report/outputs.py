@@ -101,10 +101,16 @@ def write_fit_json(path, summary: dict) -> None:
                   encoding="utf-8")
 
 
-def write_predictions_csv(path, predictions) -> None:
+def write_csv(path, columns, rows) -> None:
+  """`rows` (dicts) as CSV with `columns`: missing or None cells empty, numpy
+  scalars plain, other keys left out. Every table of a report goes through here."""
   with pathlib.Path(path).open("w", newline="", encoding="utf-8") as f:
-    writer = csv.DictWriter(f, fieldnames=PREDICTION_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    for p in predictions:
-      writer.writerow({k: "" if p.get(k) is None else _plain(p.get(k))
-                       for k in PREDICTION_COLUMNS})
+    for row in rows:
+      writer.writerow({k: "" if row.get(k) is None else _plain(row.get(k))
+                       for k in columns})
+
+
+def write_predictions_csv(path, predictions) -> None:
+  write_csv(path, PREDICTION_COLUMNS, predictions)
