@@ -352,8 +352,11 @@ def _with_err(xy, tasks):
   return with_err
 
 
-def _noise_of(study, rows, source_rows, law, design, chosen, x_and_y, value, eval_rows):
-  """A noise_of(result) for _fit_law, per config.study.bootstrap (fit_noise.choose)."""
+def _noise_of(study, rows, source_rows, law, design, chosen, x_and_y, value,
+              recorded: bool):
+  """A noise_of(result) for _fit_law, per config.study.bootstrap (fit_noise.choose).
+  `recorded`: the chosen rows carry recorded evaluation noise (losses do; task
+  averages do not)."""
   boot_cfg = study.bootstrap
 
   def noise_of(result):
@@ -365,8 +368,8 @@ def _noise_of(study, rows, source_rows, law, design, chosen, x_and_y, value, eva
           pooled=lambda: fit_noise.pooled_scale(
               result, _pooled_fits(law, study, _other_datasets(rows, source_rows),
                                    design, x_and_y), study.dataset),
-          eval_sigma=lambda: (_eval_sigma(eval_rows, study.val_set, boot_cfg.ci_column)
-                              if eval_rows is not None else None),
+          eval_sigma=lambda: (_eval_sigma(chosen, study.val_set, boot_cfg.ci_column)
+                              if recorded else None),
           eval_key=f"{boot_cfg.ci_column}/{study.val_set}")
     except fit_noise.NoiseSourceError as e:
       raise StudyError(str(e)) from None
@@ -401,7 +404,7 @@ def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
   loss = _fit_law(forms.OVERTRAINING, *loss_xy(loss_rows), [r["run"] for r in loss_rows],
                   study, boot_cfg.method,
                   _noise_of(study, rows, source_rows, forms.OVERTRAINING, loss_design,
-                            loss_rows, loss_xy, lambda r: loss_of(r, val_set), loss_rows))
+                            loss_rows, loss_xy, lambda r: loss_of(r, val_set), True))
   error = None
   if tasks:
     no_err = [r["run"] for r in err_rows if "err" not in r]
@@ -414,7 +417,7 @@ def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
                      study, boot_cfg.method,
                      _noise_of(study, rows, source_rows, forms.DOWNSTREAM, err_design,
                                err_rows, _with_err(err_xy, tasks),
-                               lambda r: task_subset.average_error(r, tasks), None))
+                               lambda r: task_subset.average_error(r, tasks), False))
   target_rows = [target_row(spec, points) for spec in targets]
   level = boot_cfg.level
   predicted_targets = predictions_lib.predict_targets(target_rows, val_set, loss, error,
