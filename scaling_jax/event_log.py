@@ -1,143 +1,86 @@
-"""A TensorBoard scalar log with no dependency: TF event files written by hand.
+"""A training unit's TensorBoard log: scalars and one HParams session, via tensorboardX.
 
-An event file is a sequence of TFRecords (length, masked CRC32C of the length,
-payload, masked CRC32C of the payload) whose payloads are `Event` protocol
-buffers. Scalars need only four fields, so the protobuf wire format is encoded
-here directly instead of importing TensorFlow, tensorboard or tensorboardX.
+The only module that imports tensorboardX (which needs no TensorFlow). Events go
+through tensorboardX's synchronous `EventsWriter` rather than its `SummaryWriter`:
+the latter queues events for a background thread that flushes every two minutes,
+so a killed unit would lose its last scalars and a flush would not mean "on disk".
+
+HParams: `hparams()` writes the session's hyperparameters (what a sweep is sliced
+by) in the same event files as the scalars, so the session is the unit's own run
+in TensorBoard and each metric's value is the last scalar written under its tag.
 """
 from __future__ import annotations
 
+import itertools
 import os
-import socket
-import struct
 import time
+from typing import Iterable, Mapping
 
-_CRC_TABLE = []
-for _byte in range(256):
-  _crc = _byte
-  for _ in range(8):
-    _crc = (_crc >> 1) ^ 0x82F63B78 if _crc & 1 else _crc >> 1  # Castagnoli
-  _CRC_TABLE.append(_crc)
+import numpy as np
+from tensorboardX import summary as tbx_summary
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto import event_pb2
+from tensorboardX.proto import summary_pb2
 
-
-def crc32c(data: bytes) -> int:
-  crc = 0xFFFFFFFF
-  for b in data:
-    crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-  return crc ^ 0xFFFFFFFF
+# tensorboardX names a file by second and host and opens it with 'wb': a second log
+# in the same directory and second (a quickly resumed unit) would truncate the first.
+_FILE_NUMBERS = itertools.count()
 
 
-def _masked_crc(data: bytes) -> int:
-  crc = crc32c(data)
-  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+def as_number(value) -> float | None:
+  """`value` as a float when it is a real scalar (Python, numpy or jax), else None."""
+  if value is None or isinstance(value, (str, bytes)):
+    return None
+  try:
+    array = np.asarray(value)
+  except (TypeError, ValueError):
+    return None
+  # bfloat16 and the float8 types are numpy 'V' kinds, known by their names.
+  if array.shape != () or not (array.dtype.kind in "biuf"
+                               or "float" in array.dtype.name):
+    return None
+  return float(array)
 
 
-def _varint(value: int) -> bytes:
-  out = bytearray()
-  while True:
-    bits, value = value & 0x7F, value >> 7
-    out.append(bits | (0x80 if value else 0))
-    if not value:
-      return bytes(out)
-
-
-def _field_bytes(number: int, payload: bytes) -> bytes:
-  return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _event(wall_time: float, step: int = 0, file_version: str | None = None,
-           scalars: dict | None = None) -> bytes:
-  msg = _varint(1 << 3 | 1) + struct.pack("<d", wall_time)  # Event.wall_time
-  msg += _varint(2 << 3) + _varint(step)  # Event.step
-  if file_version is not None:
-    msg += _field_bytes(3, file_version.encode())  # Event.file_version
-  if scalars:
-    values = b"".join(
-        _field_bytes(1, _field_bytes(1, tag.encode())  # Value.tag
-                     + _varint(2 << 3 | 5) + struct.pack("<f", float(value)))
-        for tag, value in scalars.items())  # Summary.value, Value.simple_value
-    msg += _field_bytes(5, values)  # Event.summary
-  return msg
-
-
-def _record(payload: bytes) -> bytes:
-  header = struct.pack("<Q", len(payload))
-  return (header + struct.pack("<I", _masked_crc(header)) + payload
-          + struct.pack("<I", _masked_crc(payload)))
+def _hparam_value(value):
+  """What TensorBoard can show: str, bool or float; anything else as its str."""
+  if isinstance(value, (str, bool)):
+    return value
+  number = as_number(value)
+  return str(value) if number is None else number
 
 
 class EventLog:
-  """Appends scalar summaries to a new event file in `logdir`."""
+  """Appends summaries to a new event file in `logdir`; every write is flushed."""
 
   def __init__(self, logdir: str | os.PathLike):
+    logdir = os.fspath(logdir)
     os.makedirs(logdir, exist_ok=True)
-    name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
-    self.path = os.path.join(os.fspath(logdir), name)
-    self._file = open(self.path, "ab")
-    self._file.write(_record(_event(time.time(), file_version="brain.Event:2")))
+    self._writer = EventsWriter(os.path.join(logdir, "events"),
+                                f".{os.getpid()}.{next(_FILE_NUMBERS)}")
 
-  def scalars(self, step: int, values: dict) -> None:
-    values = {k: v for k, v in values.items() if isinstance(v, (int, float))}
-    if values:
-      self._file.write(_record(_event(time.time(), step, scalars=values)))
-      self._file.flush()
+  def _write(self, step: int, summaries: Iterable[summary_pb2.Summary]) -> None:
+    for summary in summaries:
+      self._writer.write_event(event_pb2.Event(wall_time=time.time(), step=int(step),
+                                               summary=summary))
+    self._writer.flush()
+
+  def scalars(self, step: int, values: Mapping) -> dict[str, float]:
+    """Writes the numeric values (numpy and jax scalars too); returns those written."""
+    numbers = {tag: as_number(v) for tag, v in values.items()}
+    numbers = {tag: v for tag, v in numbers.items() if v is not None}
+    if numbers:
+      self._write(step, [summary_pb2.Summary(value=[
+          summary_pb2.Summary.Value(tag=tag, simple_value=v)
+          for tag, v in numbers.items()])])
+    return numbers
+
+  def hparams(self, step: int, hparams: Mapping, metric_tags: Iterable[str]) -> None:
+    """One finished HParams session: `hparams` and, as its metrics, scalar tags of
+    this log (TensorBoard shows each tag's last value, so write them first)."""
+    values = {k: _hparam_value(v) for k, v in hparams.items() if v is not None}
+    # Experiment (columns), session start (values), session end (status).
+    self._write(step, tbx_summary.hparams(values, dict.fromkeys(metric_tags)))
 
   def close(self) -> None:
-    self._file.close()
-
-
-def read_scalars(path: str | os.PathLike) -> list[tuple[int, str, float]]:
-  """(step, tag, value) of every scalar in an event file; checks every CRC."""
-  out = []
-  with open(path, "rb") as f:
-    blob = f.read()
-  pos = 0
-  while pos < len(blob):
-    (length,) = struct.unpack_from("<Q", blob, pos)
-    header, payload = blob[pos:pos + 8], blob[pos + 12:pos + 12 + length]
-    (crc_len,) = struct.unpack_from("<I", blob, pos + 8)
-    (crc_data,) = struct.unpack_from("<I", blob, pos + 12 + length)
-    if crc_len != _masked_crc(header) or crc_data != _masked_crc(payload):
-      raise ValueError(f"{path}: bad CRC in record at byte {pos}")
-    out.extend(_parse_event(payload))
-    pos += 16 + length
-  return out
-
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-  value, shift = 0, 0
-  while True:
-    b = buf[pos]
-    value |= (b & 0x7F) << shift
-    pos, shift = pos + 1, shift + 7
-    if not b & 0x80:
-      return value, pos
-
-
-def _fields(buf: bytes):
-  pos = 0
-  while pos < len(buf):
-    key, pos = _read_varint(buf, pos)
-    number, wire = key >> 3, key & 7
-    if wire == 0:
-      value, pos = _read_varint(buf, pos)
-    elif wire == 1:
-      value, pos = buf[pos:pos + 8], pos + 8
-    elif wire == 5:
-      value, pos = buf[pos:pos + 4], pos + 4
-    else:
-      length, pos = _read_varint(buf, pos)
-      value, pos = buf[pos:pos + length], pos + length
-    yield number, value
-
-
-def _parse_event(payload: bytes):
-  step, out = 0, []
-  for number, value in _fields(payload):
-    if number == 2:
-      step = value
-    elif number == 5:
-      for _, val in _fields(value):
-        fields = dict(_fields(val))
-        out.append((step, fields[1].decode(), struct.unpack("<f", fields[2])[0]))
-  return out
+    self._writer.close()

@@ -1,77 +1,28 @@
-"""Event files: round trip, the TFRecord framing and Event protobuf read independently."""
-import struct
+"""The unit's TensorBoard log, read back with an independent TFRecord reader."""
 import time
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
-from google.protobuf import descriptor_pb2
-from google.protobuf import descriptor_pool
-from google.protobuf import message_factory
 
+import event_files
 from scaling_jax import event_log
 
 SCALARS = [
     (0, {"train/loss": 5.5, "train/lr": 0.0}),
-    (1, {"train/loss": 4.25, "loss/validation": -1e-3}),
-    (300, {"loss/ood": 3, "grad_norm": 1e30}),      # step needs two varint bytes
-    (2**40 + 7, {"δ/résumé": 2.5e-7}),              # beyond 32 bits; UTF-8 tag
+    (1, {"train/loss": np.float32(4.25), "loss/validation": -1e-3}),
+    (300, {"loss/ood": jnp.asarray(3.0), "grad_norm": 1e30,   # a jax scalar
+           "train/tokens": np.int64(7)}),                     # step: two varint bytes
+    (2**40 + 7, {"δ/résumé": jnp.asarray(2.5e-7, jnp.bfloat16)}),  # UTF-8 tag
 ]
+HPARAMS = dict(N=np.int64(43_680), M=0.15, model="tiny-1", dataset="c4/en:3.1.0",
+               seed=0, peak_lr=np.float32(3e-3), steps=26, global_batch=8,
+               note=None)
 
 
-def _crc32c_bitwise(data: bytes) -> int:
-  """CRC-32C computed bit by bit (no table): the reference for the module's table."""
-  crc = 0xFFFFFFFF
-  for byte in data:
-    crc ^= byte
-    for _ in range(8):
-      crc = (crc >> 1) ^ (0x82F63B78 * (crc & 1))
-  return crc ^ 0xFFFFFFFF
-
-
-def _masked(crc: int) -> int:
-  # The TFRecord spec: rotate right by 15 bits, add 0xa282ead8.
-  return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _event_class():
-  """tensorflow.Event's scalar fields, built with protobuf itself (no TensorFlow)."""
-  f = descriptor_pb2.FileDescriptorProto(name="event_test.proto", package="t",
-                                         syntax="proto3")
-  T = descriptor_pb2.FieldDescriptorProto
-  value = f.message_type.add(name="Value")
-  value.field.add(name="tag", number=1, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)
-  value.field.add(name="simple_value", number=2, type=T.TYPE_FLOAT,
-                  label=T.LABEL_OPTIONAL)
-  summary = f.message_type.add(name="Summary")
-  summary.field.add(name="value", number=1, type=T.TYPE_MESSAGE, type_name=".t.Value",
-                    label=T.LABEL_REPEATED)
-  event = f.message_type.add(name="Event")
-  event.field.add(name="wall_time", number=1, type=T.TYPE_DOUBLE, label=T.LABEL_OPTIONAL)
-  event.field.add(name="step", number=2, type=T.TYPE_INT64, label=T.LABEL_OPTIONAL)
-  event.field.add(name="file_version", number=3, type=T.TYPE_STRING,
-                  label=T.LABEL_OPTIONAL)
-  event.field.add(name="summary", number=5, type=T.TYPE_MESSAGE, type_name=".t.Summary",
-                  label=T.LABEL_OPTIONAL)
-  pool = descriptor_pool.DescriptorPool()
-  pool.Add(f)
-  return message_factory.GetMessageClass(pool.FindMessageTypeByName("t.Event"))
-
-
-def _records(blob: bytes):
-  """Payloads of a TFRecord stream, every length and CRC checked against the spec."""
-  pos, out = 0, []
-  while pos < len(blob):
-    header = blob[pos:pos + 8]
-    (length,) = struct.unpack("<Q", header)
-    (len_crc,) = struct.unpack("<I", blob[pos + 8:pos + 12])
-    payload = blob[pos + 12:pos + 12 + length]
-    (data_crc,) = struct.unpack("<I", blob[pos + 12 + length:pos + 16 + length])
-    assert len_crc == _masked(_crc32c_bitwise(header))
-    assert data_crc == _masked(_crc32c_bitwise(payload))
-    out.append(payload)
-    pos += 16 + length
-  assert pos == len(blob)
-  return out
+def _expected():
+  return [(step, tag, float(np.float32(np.asarray(v, np.float32))))
+          for step, values in SCALARS for tag, v in values.items()]
 
 
 @pytest.fixture
@@ -81,68 +32,74 @@ def written(tmp_path):
   for step, values in SCALARS:
     log.scalars(step, values)
   # Read while the log is still open, as TensorBoard does during a run.
-  live = event_log.read_scalars(log.path)
+  live = event_files.scalars(event_files.read_events(tmp_path / "tb"))
   log.close()
-  return log.path, live, start
+  return tmp_path / "tb", live, start
 
 
-def _expected():
-  return [(step, tag, float(np.float32(v))) for step, values in SCALARS
-          for tag, v in values.items()]
-
-
-def test_crc32c_matches_a_bitwise_reference():
-  rng = np.random.default_rng(0)
-  for n in (0, 1, 7, 64, 1000):
-    data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-    assert event_log.crc32c(data) == _crc32c_bitwise(data)
-
-
-def test_scalars_read_back_in_order_even_before_close(written):
-  path, live, _ = written
+def test_scalars_of_any_numeric_type_read_back_in_order_even_before_close(written):
+  logdir, live, start = written
   assert live == _expected()  # each write is flushed
-  assert event_log.read_scalars(path) == _expected()
-
-
-def test_file_follows_the_tfrecord_and_event_protobuf_formats(written):
-  path, _, start = written
-  with open(path, "rb") as f:
-    payloads = _records(f.read())
-  event_cls = _event_class()
-  events = [event_cls.FromString(p) for p in payloads]
-  # TensorBoard recognises a file by its first event's version string.
-  assert events[0].file_version == "brain.Event:2"
-  assert not events[0].summary.value
-  got = [(e.step, v.tag, v.simple_value) for e in events[1:] for v in e.summary.value]
-  assert got == _expected()
-  assert [e.step for e in events[1:]] == [step for step, _ in SCALARS]
+  events = event_files.read_events(logdir)
+  assert event_files.scalars(events) == _expected()
+  assert [e.step for e in events] == [step for step, _ in SCALARS]
   for e in events:
     assert start - 1 <= e.wall_time <= time.time() + 1
 
 
-def test_values_that_are_not_numbers_are_skipped(tmp_path):
+def test_values_that_are_not_scalar_numbers_are_skipped(tmp_path):
   log = event_log.EventLog(tmp_path)
-  log.scalars(3, {"loss": 2.0, "note": "text", "missing": None})
-  log.scalars(4, {"note": "nothing numeric here"})
+  written = log.scalars(3, {"loss": 2.0, "note": "text", "missing": None,
+                            "vector": np.zeros(2), "complex": 1 + 2j, "raw": b"1"})
+  assert log.scalars(4, {"note": "nothing numeric here"}) == {}
   log.close()
-  assert event_log.read_scalars(log.path) == [(3, "loss", 2.0)]
-  with open(log.path, "rb") as f:
-    assert len(_records(f.read())) == 2  # the version event and step 3 only
+  assert written == {"loss": 2.0}
+  assert event_files.read_events(tmp_path)[0].step == 3
+  assert event_files.scalars(event_files.read_events(tmp_path)) == [(3, "loss", 2.0)]
+  assert len(event_files.read_events(tmp_path)) == 1  # no event for step 4
 
 
-@pytest.mark.parametrize("where", ["payload", "payload_crc", "length_crc"])
-def test_a_corrupted_byte_is_detected_and_located(written, where):
-  path, _, _ = written
-  with open(path, "rb") as f:
-    blob = bytearray(f.read())
-  first_len = struct.unpack_from("<Q", blob, 0)[0]
-  second = 16 + first_len  # the second record, the first with scalars
-  second_len = struct.unpack_from("<Q", blob, second)[0]
-  offset = {"payload": second + 12 + second_len // 2,
-            "payload_crc": second + 12 + second_len + 1,
-            "length_crc": second + 9}[where]
-  blob[offset] ^= 0x10
-  with open(path, "wb") as f:
-    f.write(bytes(blob))
-  with pytest.raises(ValueError, match=f"bad CRC in record at byte {second}$"):
-    event_log.read_scalars(path)
+def test_two_logs_in_one_directory_and_second_keep_both_files(tmp_path):
+  # A resumed unit reopens its tb/ at once: tensorboardX alone would reuse the name.
+  first = event_log.EventLog(tmp_path)
+  first.scalars(1, {"a": 1.0})
+  first.close()
+  second = event_log.EventLog(tmp_path)
+  second.scalars(2, {"a": 2.0})
+  second.close()
+  assert len(event_files.event_files(tmp_path)) == 2
+  assert event_files.scalars(event_files.read_events(tmp_path)) == [
+      (1, "a", 1.0), (2, "a", 2.0)]
+
+
+def test_hparams_session_names_the_unit_and_its_final_metrics(tmp_path):
+  log = event_log.EventLog(tmp_path)
+  metrics = log.scalars(26, {"loss/validation": 2.5, "acc/arc": np.float32(0.25)})
+  log.hparams(26, HPARAMS, metric_tags=metrics)
+  log.close()
+  events = event_files.read_events(tmp_path)
+  session = event_files.hparams_session(events)
+  assert session["hparams"] == dict(
+      N=43_680.0, M=0.15, model="tiny-1", dataset="c4/en:3.1.0", seed=0.0,
+      peak_lr=float(np.float32(3e-3)), steps=26.0, global_batch=8.0)
+  assert session["columns"]["N"] == "DATA_TYPE_FLOAT64"  # numpy ints included
+  assert session["columns"]["dataset"] == "DATA_TYPE_STRING"
+  assert session["metrics"] == {"loss/validation", "acc/arc"}
+  assert session["status"] == "STATUS_SUCCESS"
+  # TensorBoard takes a metric's value from the session run's last scalar of it.
+  assert (26, "loss/validation", 2.5) in event_files.scalars(events)
+  assert {e.step for e in events} == {26}
+
+
+def test_the_independent_reader_rejects_a_corrupted_byte(written):
+  logdir, _, _ = written
+  (path,) = event_files.event_files(logdir)
+  blob = bytearray(path.read_bytes())
+  blob[len(blob) // 2] ^= 0x10
+  path.write_bytes(bytes(blob))
+  with pytest.raises(AssertionError, match="CRC"):
+    event_files.read_events(logdir)
+
+
+def test_crc32c_reference_matches_the_known_check_value():
+  assert event_files.crc32c(b"123456789") == 0xE3069283

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
+import event_files
 from scaling_jax import checkpoint
 from scaling_jax import config_lib
-from scaling_jax import event_log
 from scaling_jax.runs import table as runs_table
 from scaling_jax import train
 
@@ -61,15 +61,11 @@ def test_rows_have_runs_table_columns_and_loss_falls(full_run):
 
 def test_tensorboard_log_is_readable(full_run):
   workdir, _ = full_run
-  (event_file,) = pathlib.Path(workdir, "tb").glob("events.out.tfevents.*")
-  scalars = event_log.read_scalars(event_file)
+  (event_file,) = event_files.event_files(pathlib.Path(workdir, "tb"))
+  scalars = event_files.scalars(event_files.read_file(event_file))
   tags = {tag for _, tag, _ in scalars}
   assert {"train/loss", "train/lr", "loss/validation", "loss/ood"} <= tags
   assert max(step for step, tag, _ in scalars if tag == "train/loss") == 26
-
-
-def test_crc32c_known_value():
-  assert event_log.crc32c(b"123456789") == 0xE3069283
 
 
 def test_killed_run_resumes_bit_identically_without_duplicate_rows(

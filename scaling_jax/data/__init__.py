@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from scaling_jax.data.config import dataset_name
 from scaling_jax.data.config import default_data_config
 from scaling_jax.data.config import resolve_config
 from scaling_jax.data.config import SOURCES
@@ -40,6 +41,6 @@ def split_names(data_cfg) -> tuple[str, ...]:
 
 __all__ = [
     "BatchReader", "ByteTokenizer", "PreparedDataset", "SOURCES", "TOKENIZERS",
-    "default_data_config", "documents", "eval_batches", "make_source",
+    "dataset_name", "default_data_config", "documents", "eval_batches", "make_source",
     "prepare_dataset", "resolve_config", "split_names",
 ]
