@@ -1,5 +1,11 @@
 """Periodic asynchronous checkpoints of the train state (orbax), and resume.
 
+Orbax decides when a step is saved (its default save policy): every
+`every_steps` steps, the first step of a fresh run (so an unwritable directory
+fails at once), and the step at which every process reached a preemption sync
+point (multi-process runs under jax.distributed). A stop requested in this
+process (scaling_jax.preemption) is saved by the train loop with `save_now`.
+
 A checkpoint that cannot be read stops the run with the step and directory named
 and is left on disk: deleting it would lose the run's progress, and whether to
 fall back to an earlier step is the user's call.
@@ -27,14 +33,15 @@ class CheckpointError(RuntimeError):
 
 
 class Checkpointer:
-  """Saves every `every_steps` steps (and when asked), keeping the newest `keep`."""
+  """Saves when orbax's policy says so (see the module docstring) or when asked,
+  keeping the newest `keep`."""
 
   def __init__(self, directory: str | os.PathLike, every_steps: int, keep: int = 2,
                use_async: bool = True):
     self.directory = os.path.abspath(os.fspath(directory))
-    self.every_steps = max(int(every_steps), 1)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=use_async)
+        save_interval_steps=max(int(every_steps), 1), max_to_keep=keep,
+        create=True, enable_async_checkpointing=use_async)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:
@@ -56,20 +63,36 @@ class Checkpointer:
           f"cannot restore checkpoint step {step} from {self.directory}: "
           f"{type(e).__name__}: {str(e)[:500]}. It was left in place. To resume "
           f"from an earlier step, move {os.path.join(self.directory, str(step))} "
-          f"aside; to start over, use a new workdir.") from e
+          f"aside; to start over, use a new workdir. A checkpoint of an older "
+          f"train state (e.g. one saved before the optimiser state gained its "
+          f"learning rate, optax.inject_hyperparams) cannot be restored: that "
+          f"unit must start over.") from e
     if jax.tree.structure(state) != jax.tree.structure(abstract_state):
       raise CheckpointError(f"checkpoint step {step} in {self.directory} does not "
-                            f"match this config's train state (model or optimiser "
-                            f"changed?); use a new workdir")
+                            f"match this config's train state (the model, or the "
+                            f"optimiser state's layout, changed since it was "
+                            f"saved); train this unit again in a new workdir, or "
+                            f"move {self.directory} aside to start it over")
     return state
 
   def maybe_save(self, step: int, state, force: bool = False) -> bool:
-    """Starts an async save when `step` is due (or `force`); returns whether it did."""
-    if not force and step % self.every_steps:
-      return False
-    if self.latest_step() == step:
-      return False
-    return self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    """Starts an async save when orbax's policy wants `step` (or `force`);
+    returns whether it did. Called after every step: orbax's preemption check
+    must see every step."""
+    if force and self.latest_step() != step:
+      return self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    return self._manager.save(step, args=ocp.args.StandardSave(state))
+
+  def save_now(self, step: int, state) -> None:
+    """Saves `step` (unless it is saved) and waits until it is committed."""
+    self.maybe_save(step, state, force=True)
+    self._manager.wait_until_finished()
+
+  def reached_preemption(self, step: int) -> bool:
+    """Whether every process reached orbax's preemption sync point at `step`
+    (always False in a single-process run, which jax.distributed does not
+    watch; scaling_jax.preemption stops those)."""
+    return self._manager.reached_preemption(step)
 
   def close(self) -> None:
     """Waits for pending saves to be committed, then releases the manager."""

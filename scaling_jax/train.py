@@ -3,11 +3,14 @@
 `train_run(config, workdir)` writes under `workdir`:
   checkpoints/   orbax checkpoints of {params, opt_state, step}
   records.jsonl  runs-table rows, one per evaluation (see scaling_jax.records)
-  tb/            TensorBoard event files (train loss, LR, throughput, eval metrics)
+  tb/            TensorBoard event files (train loss, LR, throughput, eval metrics,
+                 and an HParams session when the unit finishes; see event_log)
+  train_metrics.jsonl  one row per logged step (see scaling_jax.train_metrics)
 """
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
 
@@ -19,13 +22,16 @@ from absl import logging
 from flax import nnx
 
 from scaling_jax import checkpoint
+from scaling_jax import compile_cache
 from scaling_jax import config_lib
 from scaling_jax import data
 from scaling_jax import event_log
 from scaling_jax import model as model_lib
 from scaling_jax import optim
+from scaling_jax import preemption
 from scaling_jax.runs import table as runs_table
 from scaling_jax import sharding
+from scaling_jax import train_metrics as train_metrics_lib
 from scaling_jax.evals import base as evals_base
 
 
@@ -39,7 +45,9 @@ def train_step(state: dict, batch_BT1: jax.Array, *, graphdef, tx):
   (total, aux), grads = jax.value_and_grad(loss, has_aux=True)(state["params"])
   updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
-  metrics = dict(aux, total_loss=total, grad_norm=optax.tree.norm(grads))
+  # The LR this update used, from the optimiser state (the loop logs it).
+  metrics = dict(aux, total_loss=total, grad_norm=optax.tree.norm(grads),
+                 lr=optim.learning_rate(opt_state))
   return dict(params=params, opt_state=opt_state, step=state["step"] + 1), metrics
 
 
@@ -112,31 +120,51 @@ def _recorded_steps(path: str) -> set[int]:
 
 
 class _Reporter:
-  """Console progress, TensorBoard scalars and runs-table rows (process 0 only)."""
+  """Console progress, TensorBoard events, train-metric and runs-table rows.
 
-  def __init__(self, config, workdir, plan, cfg, dataset_name):
+  Only process 0 writes. TensorBoard gets the train and eval scalars and, with the
+  final evaluation, one HParams session (the unit's N, M, model, dataset, seed,
+  peak LR, steps and batch; the final eval metrics), so a sweep can be sliced by
+  N and M in the HParams tab.
+  """
+
+  def __init__(self, config, workdir, plan, cfg, dataset_name, start_step):
     self.plan, self.enabled = plan, jax.process_index() == 0
     self.records_path = os.path.join(workdir, runs_table.RECORDS_FILENAME)
     self.recorded = _recorded_steps(self.records_path)
-    self.tb = event_log.EventLog(os.path.join(workdir, "tb")) if self.enabled else None
     self.base = dict(run=config.get("name") or os.path.basename(
         os.path.normpath(workdir)), N=plan.num_params, M=plan.tokens_per_param,
                      model=cfg.name, dataset=dataset_name, seed=config.seed,
                      config=config_lib.to_json(config))
-    self._t0, self._last = time.time(), (time.time(), None)
+    self.hparams = {k: self.base[k] for k in ("N", "M", "model", "dataset", "seed")}
+    self.hparams.update(peak_lr=config.optim.peak_lr, steps=plan.steps,
+                        global_batch=config.train.global_batch)
+    self.tb = self.train_log = None
+    if self.enabled:
+      self.tb = event_log.EventLog(os.path.join(workdir, "tb"))
+      self.train_log = train_metrics_lib.TrainMetricsLog(
+          os.path.join(workdir, train_metrics_lib.FILENAME), start_step)
+    self._last = (time.time(), None)
 
-  def train_metrics(self, step: int, metrics, lr: float) -> None:
+  def train_metrics(self, step: int, metrics) -> None:
+    """Logs the step's `metrics` (train_step's, with the LR its update used)."""
     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
     now, (t_last, step_last) = time.time(), self._last
     self._last = (now, step)
-    if step_last is None or not self.enabled:
+    if not self.enabled:
       return
-    tok_s = (step - step_last) * self.plan.tokens_per_step / max(now - t_last, 1e-9)
-    eta = (self.plan.steps - step) * self.plan.tokens_per_step / tok_s
-    logging.info("step %d/%d loss %.4f lr %.2e | %.0f tokens/s, ETA %.0fs", step,
-                 self.plan.steps, metrics["loss"], lr, tok_s, eta)
+    # The first logged step of a process includes compilation: no throughput.
+    tok_s = eta = None
+    if step_last is not None:
+      tok_s = (step - step_last) * self.plan.tokens_per_step / max(now - t_last, 1e-9)
+      eta = (self.plan.steps - step) * self.plan.tokens_per_step / tok_s
+    logging.info("step %d/%d loss %.4f lr %.2e%s", step, self.plan.steps,
+                 metrics["loss"], metrics["lr"], "" if tok_s is None else
+                 f" | {tok_s:.0f} tokens/s, ETA {eta:.0f}s")
     self.tb.scalars(step, {f"train/{k}": v for k, v in metrics.items()}
-                    | {"train/lr": lr, "train/tokens_per_s": tok_s})
+                    | {"train/tokens_per_s": tok_s})
+    self.train_log.append(dict(step=step, tokens=self.plan.tokens_at(step),
+                               wall_time=now, **metrics, tokens_per_s=tok_s))
 
   def eval_row(self, step: int, values: dict) -> dict:
     tokens = self.plan.tokens_at(step)
@@ -145,13 +173,16 @@ class _Reporter:
                final=step == self.plan.steps, **values)
     if self.enabled:
       runs_table.append_rows(self.records_path, [row])
-      self.tb.scalars(step, values)
+      written = self.tb.scalars(step, values)
+      if row["final"]:
+        self.tb.hparams(step, self.hparams, metric_tags=written)
       logging.info("eval step %d: %s", step, values)
     return row
 
   def close(self):
-    if self.tb:
-      self.tb.close()
+    for log in (self.tb, self.train_log):
+      if log:
+        log.close()
 
 
 def _open_data(config, cfg, plan):
@@ -164,9 +195,46 @@ def _open_data(config, cfg, plan):
   return ds
 
 
+def _finite_loss(metrics) -> bool:
+  return math.isfinite(float(metrics["loss"]))
+
+
+def _finite_losses(values: dict | None) -> bool:
+  """Whether evaluation `values` were measured (None: not worth it) and their
+  losses are finite."""
+  return values is not None and all(
+      math.isfinite(v) for k, v in values.items() if k.startswith(runs_table.LOSS_PREFIX))
+
+
+def _evaluate(program, evaluators, state) -> dict:
+  values = {}
+  logits_fn = program.logits_fn(state["params"])
+  for evaluator in evaluators:
+    values.update(dict(evaluator.evaluate(logits_fn)))
+  return values
+
+
+def _record_divergence(reporter, step: int) -> dict:
+  """The run's last row: diverged at `step`, with no metrics (see runs/table.py).
+
+  Final, so the unit counts as finished and no launch retrains it; the fit
+  leaves the run out and says so.
+  """
+  tokens = reporter.plan.tokens_at(step)
+  row = dict(reporter.base, step=step, tokens=tokens,
+             flops=runs_table.training_flops(reporter.base["N"], tokens),
+             final=True, diverged=True)
+  logging.warning("run %s diverged: non-finite loss at step %d; recorded as "
+                  "diverged and stopped", reporter.base["run"], step)
+  if reporter.enabled:
+    runs_table.append_rows(reporter.records_path, [row])
+  return row
+
+
 def train_run(config, workdir: str) -> list[dict]:
   """Trains (or resumes) one unit; returns the runs-table rows written this call."""
   sharding.maybe_initialize_distributed(config)
+  compile_cache.configure(config.train)  # before the first compile
   plan, cfg = config_lib.plan(config), config_lib.model_config(config)
   mesh = sharding.make_mesh(config.mesh)
   ds = _open_data(config, cfg, plan)
@@ -176,8 +244,6 @@ def train_run(config, workdir: str) -> list[dict]:
                             process_count=jax.process_count())
   evaluators = evals_base.build_evaluators(config.get("evals"), ds)
   tx = optim.make_optimizer(config.optim, plan.warmup_steps, plan.steps)
-  lr_at = optim.schedule(config.optim.peak_lr, config.optim.final_lr,
-                         plan.warmup_steps, plan.steps)
   program = Program(cfg, tx, mesh)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  plan.checkpoint_every_steps,
@@ -185,39 +251,54 @@ def train_run(config, workdir: str) -> list[dict]:
   state = ckpt.restore(program.abstract_state())
   state = program.init(config.seed) if state is None else state
   reporter = _Reporter(config, workdir, plan, cfg, config.get("dataset") or
-                       getattr(ds, "name", "") or config.data.source)
+                       data.dataset_name(config.data), int(state["step"]))
   stop = plan.steps
   if config.train.stop_after_steps:
     stop = min(stop, config.train.stop_after_steps)
   rows = []
   eval_at = set(config_lib.eval_steps(plan))
   log_every = max(config.train.log_every_steps, 1)
-  pending = None
+  pending = previous = diverged_at = None
   step = int(state["step"])
   logging.info("run %s: N=%d, %d steps of %d tokens, starting at step %d",
                reporter.base["run"], plan.num_params, plan.steps,
                plan.tokens_per_step, step)
-  try:
-    while step < stop:
-      # Dispatch step n before reading step n-1's metrics, so the host never stalls
-      # the device.
-      state, metrics = program.step(state, reader.batch(step))
-      step += 1
+  with preemption.honoured():
+    try:
+      while step < stop:
+        # Dispatch step n before reading step n-1's metrics, so the host never
+        # stalls the device.
+        state, metrics = program.step(state, reader.batch(step))
+        step += 1
+        if previous is not None and not _finite_loss(previous[1]):
+          diverged_at = previous[0]
+          break
+        previous = (step, metrics)
+        if pending is not None:
+          reporter.train_metrics(*pending)
+          pending = None
+        if step % log_every == 0 or step in eval_at or step == stop:
+          pending = (step, metrics)
+        if step in eval_at and step not in reporter.recorded:
+          # An evaluation waits for this step anyway: check its loss now, and the
+          # eval losses of parameters the step's update may have broken.
+          values = (_evaluate(program, evaluators, state) if _finite_loss(metrics)
+                    else None)
+          if not _finite_losses(values):
+            diverged_at = step
+            break
+          rows.append(reporter.eval_row(step, values))
+        if ckpt.reached_preemption(step) or preemption.requested():
+          if pending is not None:
+            reporter.train_metrics(*pending)
+          ckpt.save_now(step, state)
+          raise preemption.Stopped(step)
+        ckpt.maybe_save(step, state, force=step == stop)
       if pending is not None:
         reporter.train_metrics(*pending)
-        pending = None
-      if step % log_every == 0 or step in eval_at or step == stop:
-        pending = (step, metrics, float(lr_at(step)))
-      if step in eval_at and step not in reporter.recorded:
-        values = {}
-        logits_fn = program.logits_fn(state["params"])
-        for evaluator in evaluators:
-          values.update(dict(evaluator.evaluate(logits_fn)))
-        rows.append(reporter.eval_row(step, values))
-      ckpt.maybe_save(step, state, force=step == stop)
-    if pending is not None:
-      reporter.train_metrics(*pending)
-  finally:
-    ckpt.close()
-    reporter.close()
+      if diverged_at is not None:
+        rows.append(_record_divergence(reporter, diverged_at))
+    finally:
+      ckpt.close()
+      reporter.close()
   return rows

@@ -52,7 +52,8 @@ def saved(tmp_path):
 
 def test_saves_only_due_steps_or_forced_ones_and_keeps_the_newest(saved):
   directory, did = saved
-  assert [s for s in range(1, 8) if did[s]] == [2, 4, 6]
+  # orbax's policy: the first step of a fresh run, then every `every_steps`.
+  assert [s for s in range(1, 8) if did[s]] == [1, 2, 4, 6]
   assert did["again"] is False  # a step already saved is not saved twice
   assert did["forced"] is True
   assert _saved_steps(directory) == [6, 7]
@@ -64,6 +65,28 @@ def test_a_new_checkpointer_restores_the_newest_step_exactly(saved):
   assert ckpt.latest_step() == 7
   _assert_same(ckpt.restore(_abstract(_state(0))), _state(7))
   ckpt.close()
+
+
+def test_a_resumed_run_saves_on_the_interval_only(saved):
+  directory, _ = saved
+  ckpt = checkpoint.Checkpointer(directory, every_steps=2)
+  did = [step for step in range(8, 12) if ckpt.maybe_save(step, _state(step))]
+  ckpt.close()
+  assert did == [8, 10]  # no "first step" save once checkpoints exist
+
+
+def test_save_now_commits_an_off_interval_step_before_returning(tmp_path):
+  ckpt = checkpoint.Checkpointer(tmp_path, every_steps=100)
+  ckpt.maybe_save(1, _state(1))
+  ckpt.save_now(37, _state(37))
+  # Committed (renamed to its bare step number) before save_now returned,
+  # without waiting for close().
+  assert _saved_steps(tmp_path) == [1, 37]
+  assert not ckpt.reached_preemption(38)  # single process: jax watches nothing
+  ckpt.save_now(37, _state(37))  # saving a saved step again is a no-op
+  ckpt.close()
+  _assert_same(checkpoint.Checkpointer(tmp_path, every_steps=100).restore(
+      _abstract(_state(0))), _state(37))
 
 
 def test_restore_with_no_checkpoint_is_none(tmp_path):

@@ -20,7 +20,7 @@ def test_worker_reads_unit_configs_and_skips_finished_units(tmp_path, monkeypatc
     seen.append((config.name, config.model.width, run_dir))
 
   monkeypatch.setattr("scaling_jax.train.train_run", fake_train)
-  assert worker.train_units([u.workdir for u in units]) == 2
+  assert worker.train_units([u.workdir for u in units]) == []  # none busy
   assert seen == [(u.name, u.config.model.width, u.workdir) for u in units[1:]]
 
 

@@ -16,6 +16,7 @@ import sys
 import time
 
 from scaling_jax.launch import devices
+from scaling_jax.launch import unit_lock
 from scaling_jax.launch import worker
 
 LOG_FILENAME = "log.txt"
@@ -53,6 +54,9 @@ def unfinished_reason(unit, exit_code, log_from: int = 0) -> str:
   if unit.finished():
     return ""
   log = os.path.join(unit.workdir, LOG_FILENAME)
+  if exit_code == worker.BUSY_EXIT:
+    return (f"another launcher held its lock {unit_lock.lock_path(unit.workdir)}; "
+            f"if that launcher stopped before finishing it, {RESUMES}")
   if exit_code == 0:
     return (f"exited before its final evaluation (is config.train."
             f"stop_after_steps set?); {RESUMES}; see {log}")
@@ -114,25 +118,43 @@ def run_pool(units, launch_cfg, progress) -> dict[str, str]:
         error = unfinished_reason(unit, code, log_from)
         if error:
           failures[name] = error
-        progress.ended(unit, not error, error)
+        report_outcome(progress, unit, code, error)
       progress.tick()
   finally:
     _stop([proc for _, proc, _, _ in running.values()])
   return failures
 
 
+def report_outcome(progress, unit, exit_code, error: str) -> None:
+  """Tells `progress` how a unit's attempt ended (`error`: unfinished_reason)."""
+  if exit_code == worker.BUSY_EXIT and error:
+    progress.skipped(unit, error)  # not trained here, and not failed
+  else:
+    progress.ended(unit, not error, error)
+
+
 def run_inline(units, launch_cfg, progress) -> dict[str, str]:
-  """Trains `units` one after another in this process (notebooks, debugging).
+  """Trains `units` one after another in this process (notebooks, debugging),
+  each under its lock, as a worker would; skips those another process holds.
 
   Fails fast: the first error propagates with its traceback.
   """
   del launch_cfg
   from scaling_jax import train  # pylint: disable=g-import-not-at-top
+  failures = {}
   for unit in units:
     progress.started(unit)
-    train.train_run(unit.config, unit.workdir)
-    error = unfinished_reason(unit, 0)
-    progress.ended(unit, not error, error)
+    code = 0
+    try:
+      with unit_lock.hold(unit.workdir):
+        if not unit.finished():  # its last holder may just have finished it
+          train.train_run(unit.config, unit.workdir)
+    except unit_lock.UnitBusy:
+      code = worker.BUSY_EXIT
+    error = unfinished_reason(unit, code)
+    report_outcome(progress, unit, code, error)
     if error:
-      return {unit.name: error}
-  return {}
+      failures[unit.name] = error
+      if code != worker.BUSY_EXIT:
+        return failures
+  return failures

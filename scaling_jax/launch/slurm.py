@@ -1,9 +1,10 @@
 """SLURM backend through submitit (an optional extra: `pip install submitit`).
 
 One SLURM array task per unit, at most `config.launch.max_parallel` at a time.
-A preempted or timed-out task requeues itself (worker.UnitTask.checkpoint) and
-resumes from the unit's checkpoint. `config.launch.slurm.cluster` = 'local' or
-'debug' runs the same code path on this machine (submitit's own executors).
+A preempted or timed-out task saves its current step, requeues itself
+(worker.UnitTask) and resumes from that step. `config.launch.slurm.cluster` =
+'local' or 'debug' runs the same code path on this machine (submitit's own
+executors).
 """
 from __future__ import annotations
 
@@ -58,14 +59,16 @@ def run_slurm(units, launch_cfg, progress, workdir: str) -> dict[str, str]:
       if not job.done():
         continue
       del waiting[name]
+      code = 0
       try:
-        job.result()
-        error = local.unfinished_reason(unit, 0)
+        if job.result():  # the units it skipped: another launcher held their lock
+          code = worker.BUSY_EXIT
+        error = local.unfinished_reason(unit, code)
       except Exception as e:  # pylint: disable=broad-except
         error = f"SLURM job {job.job_id} failed: {str(e)[-500:]}"
       if error:
         failures[name] = error
-      progress.ended(unit, not error, error)
+      local.report_outcome(progress, unit, code, error)
     if waiting:
       time.sleep(_POLL_S)
       progress.tick()

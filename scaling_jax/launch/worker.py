@@ -5,6 +5,12 @@ launcher); the units train one after another and finished ones are skipped. The
 local pool, XManager and SLURM backends all run this, so a unit trains the same
 way whichever launched it.
 
+A unit trains under its lock (launch/unit_lock.py); a unit whose lock another
+process holds is skipped with one line on stderr, and the worker exits with
+BUSY_EXIT once the others are done. SIGTERM (and, under submitit, its
+preemption signal) stops the unit at its next step with that step saved
+(scaling_jax.preemption); the worker then exits with INTERRUPTED_EXIT.
+
 Environment set by the launcher (read before JAX starts):
   SCALING_JAX_CPUS          comma-separated CPU ids this process may run on
   SCALING_JAX_DIE_WITH_PARENT=1   exit when the launcher dies (local pool), so a
@@ -19,6 +25,7 @@ import sys
 
 CPUS_ENV = "SCALING_JAX_CPUS"
 INTERRUPTED_EXIT = 130  # the launcher tells a resumable stop by this exit code
+BUSY_EXIT = 75  # EX_TEMPFAIL: a unit was skipped, another launcher trains it
 DIE_WITH_PARENT_ENV = "SCALING_JAX_DIE_WITH_PARENT"
 
 
@@ -31,11 +38,6 @@ def _die_with_parent() -> None:
   libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
   if os.getppid() == 1:  # the launcher died before prctl took effect
     sys.exit("launcher exited; not training")
-
-
-def _interrupt(signum, frame):
-  del signum, frame
-  raise KeyboardInterrupt
 
 
 def _apply_environment() -> None:
@@ -55,31 +57,41 @@ def load_unit_config(run_dir: str):
     return ml_collections.ConfigDict(json.load(f))
 
 
-def train_units(run_dirs) -> int:
-  """Trains each unfinished unit of `run_dirs` in turn; returns how many trained."""
+def train_units(run_dirs) -> list[str]:
+  """Trains each unfinished unit of `run_dirs` in turn, each under its lock;
+  returns the units skipped because another process holds their lock."""
+  from scaling_jax.launch import unit_lock  # pylint: disable=g-import-not-at-top
   from scaling_jax.runs import table as runs_table  # pylint: disable=g-import-not-at-top
   from scaling_jax import train  # pylint: disable=g-import-not-at-top
-  trained = 0
+  busy = []
   for run_dir in run_dirs:
     if runs_table.is_finished(run_dir):
       continue
-    train.train_run(load_unit_config(run_dir), run_dir)
-    trained += 1
-  return trained
+    try:
+      with unit_lock.hold(run_dir):
+        # Checked again under the lock: its last holder may just have finished it.
+        if not runs_table.is_finished(run_dir):
+          train.train_run(load_unit_config(run_dir), run_dir)
+    except unit_lock.UnitBusy as e:
+      print(f"skipping {e}", file=sys.stderr, flush=True)
+      busy.append(run_dir)
+  return busy
 
 
 class UnitTask:
   """A picklable callable for submitit: trains the units of `run_dirs`.
 
-  Its `checkpoint` makes a preempted or timed-out SLURM job requeue itself; the
-  requeued job resumes from the unit's own orbax checkpoint.
+  submitit's preemption/timeout signal is deferred to the train loop's next
+  step, which is saved; then submitit calls `checkpoint`, which requeues the
+  job, and the requeued job resumes from that step.
   """
 
   def __init__(self, run_dirs):
     self.run_dirs = list(run_dirs)
 
-  def __call__(self) -> int:
+  def __call__(self) -> list[str]:
     _apply_environment()
+    _defer_submitit_signal()
     return train_units(self.run_dirs)
 
   def checkpoint(self):
@@ -87,21 +99,41 @@ class UnitTask:
     return submitit.helpers.DelayedSubmission(UnitTask(self.run_dirs))
 
 
+def _defer_submitit_signal() -> None:
+  """Routes submitit's handler of its preemption signal through the train loop.
+
+  Run at once, that handler requeues and exits mid-step, losing the steps
+  since the last checkpoint; deferred, it runs after the current step is saved.
+  """
+  import submitit  # pylint: disable=g-import-not-at-top
+  from scaling_jax import preemption  # pylint: disable=g-import-not-at-top
+  signum = getattr(signal, "SIG" + submitit.JobEnvironment.USR_SIG)
+  requeue = signal.getsignal(signum)
+  if callable(requeue):  # not under submitit (a test, a direct call): nothing to defer
+    signal.signal(signum, preemption.handler(lambda: requeue(signum, None)))
+
+
 def main(argv) -> None:
   if len(argv) < 2:
     sys.exit(f"usage: python -m scaling_jax.launch.worker RUN_DIR...\n{__doc__}")
   _apply_environment()
-  # SIGTERM (the pool stopping, a dying launcher) unwinds like Ctrl-C, so the
-  # train loop's `finally` waits for a checkpoint write in flight. Not done
-  # under submitit, which handles SLURM's signals itself (UnitTask).
-  signal.signal(signal.SIGTERM, _interrupt)
+  from scaling_jax import preemption  # pylint: disable=g-import-not-at-top
+  # SIGTERM (the pool stopping, a dying launcher, a scheduler) stops the train
+  # loop at its next step, saved; outside the loop it unwinds like Ctrl-C. Not
+  # done under submitit, which handles SLURM's signals itself (UnitTask).
+  signal.signal(signal.SIGTERM, preemption.handler())
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.INFO)
   try:
-    train_units(argv[1:])
+    busy = train_units(argv[1:])
+  except preemption.Stopped as e:
+    print(f"{e}; the unit resumes from there", file=sys.stderr)
+    sys.exit(INTERRUPTED_EXIT)
   except KeyboardInterrupt:
     print("interrupted; the unit resumes from its last checkpoint", file=sys.stderr)
     sys.exit(INTERRUPTED_EXIT)
+  if busy:
+    sys.exit(BUSY_EXIT)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The project's own runs: every records.jsonl its trainer wrote below one folder.
 
+Runs that diverged (runs/table.py) are left out, with a note for the report.
+
 Task chance levels come from the ICL evaluators of `config.evals`, the same ones
 that scored the runs, so a run's acc/<task> columns and their baselines agree.
 """
@@ -36,9 +38,20 @@ def load(runs_dir, evals_config) -> common.Runs:
   if not runs_dir.is_dir():
     raise common.RunsError(f"no runs under {runs_dir}: train them first (a config with "
                          f"config.sweep) or point --config.runs.path at a runs folder")
-  rows = runs_table.read_rows(runs_dir)
+  rows, diverged = runs_table.split_diverged(runs_table.read_rows(runs_dir))
+  notes = [diverged_note(diverged, runs_dir)] if diverged else []
   if not rows:
-    raise common.RunsError(f"no runs under {runs_dir} (no records.jsonl with rows): "
-                         f"train them first")
+    raise common.RunsError(f"no runs under {runs_dir} (no records.jsonl with rows "
+                           f"of a run that did not diverge): train them first"
+                           + "".join(f"; {n}" for n in notes))
   return common.Runs(rows=rows, task_baselines=task_baselines(evals_config),
-                   where=str(runs_dir))
+                     where=str(runs_dir), notes=notes)
+
+
+def diverged_note(diverged: dict[str, dict], runs_dir) -> str:
+  """One line naming each diverged run and where it diverged."""
+  runs = ", ".join(f"{run} (at step {r['step']}, {r['tokens']:.3g} tokens)"
+                   for run, r in sorted(diverged.items()))
+  return (f"{len(diverged)} run(s) diverged (non-finite training loss) and are left "
+          f"out of the fits: {runs}. They count as finished: to retrain one (e.g. "
+          f"with a lower config.optim.peak_lr), move its folder out of {runs_dir}")

@@ -15,6 +15,11 @@ Optional columns: dataset, model, seed, config (JSON string), and metrics named
 `loss/<eval set>`, `loss_ci/<eval set>` (half-width of the 95% interval) and
 `acc/<task>` (top-1 accuracy in [0, 1]).
 
+A run whose training loss became non-finite ends with one row marked
+`diverged: true` (and final) at the step where it diverged, with no metrics: the
+run is finished (a re-launch does not retrain it) but measures nothing, and
+`split_diverged` leaves it out of fits.
+
 Each run appends to its own file; a whole batch of rows goes out in one `write` on
 a file opened for appending, so a killed process leaves at most an unterminated
 last line, which readers skip with a warning instead of failing. The next append
@@ -34,11 +39,14 @@ import time
 import warnings
 from typing import Iterable, Sequence
 
+from scaling_jax.runs import common
+
 REQUIRED_COLUMNS = ("run", "N", "tokens", "M", "flops", "step", "final")
 RECORDS_FILENAME = "records.jsonl"
 LOSS_PREFIX = "loss/"
 LOSS_CI_PREFIX = "loss_ci/"
 ACC_PREFIX = "acc/"
+DIVERGED_COLUMN = "diverged"
 
 
 class RecordsError(ValueError):
@@ -56,6 +64,9 @@ def validate_row(row: dict, where: str = "row") -> None:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
       raise RecordsError(f"{where}: column {column!r} must be a positive finite "
                          f"number, got {value!r}")
+  if row.get(DIVERGED_COLUMN, False) not in (True, False):
+    raise RecordsError(f"{where}: column {DIVERGED_COLUMN!r} must be true or false, "
+                       f"got {row[DIVERGED_COLUMN]!r}")
   for key, value in row.items():
     if key.startswith((LOSS_PREFIX, ACC_PREFIX)) and value is not None:
       if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -153,7 +164,10 @@ def _is_row(fragment: bytes, path: pathlib.Path) -> bool:
 
 def _read_file(path: pathlib.Path) -> list[dict]:
   rows = []
-  text = path.read_text(encoding="utf-8")
+  try:
+    text = path.read_text(encoding="utf-8")
+  except UnicodeDecodeError as e:
+    raise RecordsError(common.not_utf8(path, e)) from None
   lines = text.split("\n")
   for lineno, line in enumerate(lines, start=1):
     if not line.strip():
@@ -198,6 +212,12 @@ def is_finished(run_dir: str | os.PathLike) -> bool:
   """Whether the run in `run_dir` has written its final row."""
   path = pathlib.Path(run_dir) / RECORDS_FILENAME
   return path.is_file() and any(r["final"] for r in _read_file(path))
+
+
+def split_diverged(rows: Sequence[dict]) -> tuple[list[dict], dict[str, dict]]:
+  """(rows of the runs that did not diverge, {run: its diverged row})."""
+  diverged = {r["run"]: r for r in rows if r.get(DIVERGED_COLUMN)}
+  return [r for r in rows if r["run"] not in diverged], diverged
 
 
 def run_key(row: dict) -> tuple[str, float]:

@@ -1,0 +1,158 @@
+"""A stopped worker saves the step it reached; the resumed run loses nothing.
+
+One unit is stopped twice between its periodic checkpoints, by SIGTERM (the
+local pool, a scheduler) and by submitit's preemption signal (a stand-in for
+submitit's handler, which requeues and exits), and resumed each time; its final
+losses must equal an uninterrupted run's.
+"""
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from scaling_jax import checkpoint
+from scaling_jax import preemption
+from scaling_jax import train
+from scaling_jax.launch import worker
+from scaling_jax.runs import table as runs_table
+from train_test import small_config
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+STEPS = 256  # tiny-1 at M = 1.5, 256 tokens a step
+CHECKPOINT_EVERY = 200  # steps: only the first step and 200 are periodic saves
+_FAKE_REQUEUE_EXIT = 144  # what submitit's local requeue exits with
+
+# A submitit job in miniature: a handler for submitit's signal that, like
+# submitit's, requeues and exits; it reports the checkpoint it found on disk.
+_SUBMITIT_JOB = textwrap.dedent("""
+    import os, signal, sys
+    from absl import logging
+    from scaling_jax import checkpoint
+    from scaling_jax.launch import worker
+
+    def requeue_and_exit(signum, frame):
+      saved = checkpoint.Checkpointer(os.path.join(sys.argv[1], "checkpoints"), 1)
+      print(f"requeued with checkpoint {saved.latest_step()}", flush=True)
+      os._exit(%d)
+
+    logging.set_verbosity(logging.INFO)
+    signal.signal(signal.SIGUSR2, requeue_and_exit)
+    worker.UnitTask([sys.argv[1]])()
+""" % _FAKE_REQUEUE_EXIT)
+
+
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("data_cache"))
+
+
+def _config(data_cache):
+  config = small_config(data_cache, tokens_per_param=1.5, log_every_steps=1,
+                        eval_every_tokens=100 * 256,
+                        checkpoint_every_tokens=CHECKPOINT_EVERY * 256)
+  config.name = "unit"
+  return config
+
+
+def _logged_step(log: pathlib.Path) -> int:
+  steps = re.findall(r"step (\d+)/%d loss" % STEPS, log.read_text(errors="replace"))
+  return int(steps[-1]) if steps else 0
+
+
+def _stop_mid_interval(cmd, run_dir: pathlib.Path, signum, after_step: int):
+  """Runs `cmd`, sends `signum` once it logged `after_step`; returns (exit
+  code, the step it had logged when signalled, its log)."""
+  log = run_dir / f"log_{signum}.txt"
+  with open(log, "wb") as out:
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+  deadline = time.time() + 240
+  while _logged_step(log) < after_step and proc.poll() is None:
+    assert time.time() < deadline, log.read_text()
+    time.sleep(0.02)
+  reached = _logged_step(log)
+  proc.send_signal(signum)
+  code = proc.wait(timeout=120)
+  return code, reached, log.read_text(errors="replace")
+
+
+def _start_step(log_text: str) -> int:
+  return int(re.findall(r"starting at step (\d+)", log_text)[-1])
+
+
+def test_stopped_worker_saves_its_step_and_resumes_to_the_same_losses(
+    tmp_path, data_cache):
+  config = _config(data_cache)
+  run_dir = tmp_path / "unit"
+  run_dir.mkdir()
+  (run_dir / "unit_config.json").write_text(config.to_json())
+  ckpt_dir = str(run_dir / "checkpoints")
+  worker_cmd = [sys.executable, "-m", "scaling_jax.launch.worker", str(run_dir)]
+
+  code, reached, log = _stop_mid_interval(worker_cmd, run_dir, signal.SIGTERM, 30)
+  assert code == worker.INTERRUPTED_EXIT, log
+  saved = checkpoint.Checkpointer(ckpt_dir, 1).latest_step()
+  assert reached <= saved < CHECKPOINT_EVERY, log  # the step it reached, not 1
+  assert f"stopped on request at step {saved}, which is saved" in log
+
+  job = tmp_path / "submitit_job.py"
+  job.write_text(_SUBMITIT_JOB)
+  code, reached, log = _stop_mid_interval(
+      [sys.executable, str(job), str(run_dir)], run_dir, signal.SIGUSR2, saved + 30)
+  assert _start_step(log) == saved, log
+  assert code == _FAKE_REQUEUE_EXIT, log
+  resaved = checkpoint.Checkpointer(ckpt_dir, 1).latest_step()
+  assert reached <= resaved < CHECKPOINT_EVERY, log
+  # submitit requeued only after that step was on disk.
+  assert f"requeued with checkpoint {resaved}" in log
+
+  done = subprocess.run(worker_cmd, capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, PYTHONPATH=str(REPO)))
+  assert done.returncode == 0, done.stderr
+  assert _start_step(done.stderr) == resaved, done.stderr
+  resumed = runs_table.read_rows(run_dir / runs_table.RECORDS_FILENAME)
+  assert [r["step"] for r in resumed] == [100, 200, STEPS]
+
+  uninterrupted = train.train_run(_config(data_cache), str(tmp_path / "reference"))
+  for got, want in zip(resumed, uninterrupted):
+    for key in ("loss/validation", "loss/ood"):
+      assert got[key] == want[key], (got["step"], key)  # bit-identical on CPU
+
+
+def test_a_request_is_deferred_only_inside_a_loop_and_only_once():
+  acted = []
+  on_signal = preemption.handler(lambda: acted.append("requeue"))
+  on_signal(signal.SIGUSR2, None)  # no loop runs: nothing to save, act now
+  assert acted == ["requeue"]
+  with pytest.raises(preemption.Stopped):
+    with preemption.honoured():
+      on_signal(signal.SIGUSR2, None)
+      assert acted == ["requeue"] and preemption.requested()
+      on_signal(signal.SIGUSR2, None)  # a second signal does not wait
+      assert acted == ["requeue"] * 2
+      raise preemption.Stopped(3)  # what the loop raises once its step is saved
+  assert acted == ["requeue"] * 3 and not preemption.requested()
+
+
+def test_without_an_action_a_request_interrupts():
+  on_signal = preemption.handler()
+  with pytest.raises(KeyboardInterrupt):
+    on_signal(signal.SIGTERM, None)
+  with pytest.raises(preemption.Stopped):  # the loop's own Stopped stands
+    with preemption.honoured():
+      on_signal(signal.SIGTERM, None)
+      raise preemption.Stopped(2)
+  with pytest.raises(KeyboardInterrupt):  # a request the loop ended too soon to see
+    with preemption.honoured():
+      on_signal(signal.SIGTERM, None)
+  with pytest.raises(ValueError):  # an error in the loop is not masked
+    with preemption.honoured():
+      on_signal(signal.SIGTERM, None)
+      raise ValueError("bug")
+  assert not preemption.requested()
