@@ -66,12 +66,29 @@ ADVISE_MULTIPLIERS = "10,20,40,80"
 
 # Variants after the colon: `configs/grid.py:smoke`, `:paper`, `:seeds=3`, `:advise`.
 _KNOBS = dict(smoke=False, paper=False, seeds=1, advise=False)
+# What `python -m scaling_jax.main --help` lists for this file (the text after the
+# colon -> what it gives); scaling_jax/config_variants.py reads it without running
+# this file, and tests/config_variants_test.py builds each and checks none is missing.
+VARIANTS = {
+    "": "the default study: seven tiny runs on the embedded corpus, five to fit "
+        "and two held-out targets, each with at least 4x the compute of the "
+        "largest fit run",
+    "smoke": "six tiny runs (five to fit, one target), for tests and a first look",
+    "paper": "the paper's 104 runs, for a GPU/TPU cluster "
+             "(--config.launch.dry_run=True lists them)",
+    "seeds=3": "seeds per unit (default 1); combines, e.g. smoke,seeds=3",
+    "advise": "the default study, then the run advisor: trains the batch it proposes "
+              "for study.advise.budget_flops and refits on every non-target run",
+}
 
 
 def _parse(arg: str) -> dict:
   variant = config_lib.parse_arg(arg, _KNOBS, "configs/grid.py")
   if variant["smoke"] and variant["paper"]:
     raise ValueError("configs/grid.py: choose one of 'smoke' and 'paper'")
+  if variant["seeds"] < 1:  # no seeds would be an empty sweep: nothing to train
+    raise ValueError(f"configs/grid.py: variant seeds={variant['seeds']} must be at "
+                     f"least 1 (seeds per unit)")
   return variant
 
 
@@ -136,15 +153,23 @@ def _paper_config(config) -> None:
   config.model.compute_dtype = "bfloat16"
   config.optim.update(dict(peak_lr=3e-3, final_lr=3e-5, weight_decay=0.033,
                            beta2=0.95))
-  # The GPT-NeoX tokenizer (vocab 50432 with padding); set its path here.
+  # The GPT-NeoX tokenizer (vocab 50432 with padding), which lives on the cluster:
+  #   --config.data.hf.path=/path/to/gpt-neox-20b/tokenizer.json
   config.data.tokenizer = "hf"
   config.data.hf.path = ""
-  # Where each training set lives on the cluster: a seqio task, a TFDS name or a
-  # file glob (config.data fields). Override e.g. --config.datasets.rpj.files.path.
+  # The paper's three training sets, where each is published. Only C4 is in TFDS
+  # (`tfds build c4/en` prepares it, with Apache Beam; point
+  # --config.datasets.c4.tfds.data_dir at it). RedPajama and RefinedWeb are on the
+  # Hugging Face hub, which this project does not read: download them as JSON
+  # lines (.jsonl or .jsonl.gz) and give their globs:
+  #   togethercomputer/RedPajama-Data-1T (JSON lines, some .zst: decompress them)
+  #     --config.datasets.rpj.files.path='/data/rpj/**/*.jsonl'
+  #   tiiuae/falcon-refinedweb (Parquet, text in 'content': write it as JSON lines)
+  #     --config.datasets.rw.files.path='/data/rw/*.jsonl.gz'
   config.datasets.update(dict(
       c4=dict(source="tfds", tfds=dict(name="c4/en:3.0.1")),
-      rpj=dict(source="files", files=dict(path="")),
-      rw=dict(source="tfds", tfds=dict(name="refinedweb")),
+      rpj=dict(source="files", files=dict(path="", text_field="text")),
+      rw=dict(source="files", files=dict(path="", text_field="content")),
   ))
   config.train.eval_every_tokens = 1_000_000_000
   config.train.checkpoint_every_tokens = 1_000_000_000

@@ -24,6 +24,7 @@ import numpy as np
 from scaling_jax import fitting
 from scaling_jax.laws import advise as advise_lib
 from scaling_jax.laws import advise_check
+from scaling_jax.laws import bootstrap as bootstrap_lib
 
 CSV_COLUMNS = ("rank", "candidate", "N", "M", "flops", "budget_share", "loss_std_before",
                "loss_std_after", "loss_width_after", "err_std_after", "err_width_after",
@@ -91,6 +92,31 @@ def check(advise_cfg) -> None:
   for spec in fitting.names(advise_cfg.candidates) + fitting.names(advise_cfg.target):
     fitting.parse_point(spec)
   _multipliers(advise_cfg)
+
+
+def check_retrospective(cfg) -> None:
+  """Value checks of config.study.retrospective when enabled, before the study's
+  fit: the replay reads them only after it (a minute and more on the testbed)."""
+  if not cfg.enabled:
+    return
+  from scaling_jax import retrospective  # pylint: disable=g-import-not-at-top
+  field = "config field 'study.retrospective.{}'".format
+  unknown = [s for s in fitting.names(cfg.strategies) if s not in retrospective.STRATEGIES]
+  if unknown or not fitting.names(cfg.strategies):
+    raise fitting.StudyError(f"{field('strategies')} is {cfg.strategies!r}; use some "
+                             f"of {','.join(retrospective.STRATEGIES)}")
+  problem = bootstrap_lib.resamples_problem(cfg.num_resamples, field("num_resamples"))
+  if problem:
+    raise fitting.StudyError(problem)
+  # The random strategy's summary is a median over its trials: it needs one.
+  if not isinstance(cfg.random_trials, int) or cfg.random_trials < 1:
+    raise fitting.StudyError(f"{field('random_trials')} is {cfg.random_trials!r}; use "
+                             f"a number of random orders >= 1 (20 is the default)")
+  for name in ("advisor_budget_share", "max_flops_share", "min_multiplier"):
+    value = cfg[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+      raise fitting.StudyError(f"{field(name)} is {value!r}; use a number >= 0 "
+                               f"(0 turns it off)")
 
 
 def _multipliers(advise_cfg) -> list[float]:

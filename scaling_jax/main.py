@@ -7,17 +7,54 @@ r"""Command line: run a study from an ml-collections config.
 Flags live here only; everything else is `scaling_jax.study.run(config, workdir)`,
 which notebooks call directly. The config is locked, so an override of a field it
 lacks fails with ml_collections' own message and its "did you mean" hint.
+
+Input a user can fix ends the command with one line, `error: ...` (continued on
+indented lines at most), and exit status 2, as argparse does for bad arguments:
+missing or unknown flags, a config file that is missing or refuses its variant,
+a value of the wrong type, and every refusal from the study. The study's refusals
+are ValueErrors (the project's convention: fitting.StudyError, runs.RunsError,
+the testbed's TestbedError... each naming the file, field and fix) and the OSErrors
+about a path (missing, not a directory, no permission). Anything else is a bug and
+keeps its traceback; `--traceback` shows it for a refusal too.
+
+A `--config.<field>` override that the sweep replaces in every unit would change
+nothing, so it is refused, naming the field; one the sweep replaces in some units
+applies to the rest, with a warning line naming those it does not reach.
 """
+import os
+import sys
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
+
+from scaling_jax import config_variants
+
+# absl's --help prints this module's docstring: end it with each config's variants,
+# read from the VARIANTS each config file declares, so the list cannot go stale.
+__doc__ += "\n" + config_variants.help_text()
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs.")
 _TRACEBACK = flags.DEFINE_bool("traceback", False, "On a refused input, print the "
                                "Python traceback too (for reporting a bug).")
-flags.mark_flags_as_required(["config", "workdir"])
+
+USAGE = ("usage: python -m scaling_jax.main --config=configs/grid.py[:variant] "
+         "--workdir=OUT [--config.FIELD=VALUE ...] [--traceback]")
+USER_ERROR_EXIT = 2
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+               FileExistsError, PermissionError)
+_TRACEBACK_HINT = "(--traceback shows where it was raised)"
+
+
+def refuse(message: str, *more: str):
+  """Prints `error: message` (continuation lines indented) and exits with status 2."""
+  lines = [line for part in (message, *more) for line in str(part).splitlines()]
+  lines = lines or [""]
+  body = [lines[0]] + [l if l.startswith(" ") else f"  {l}" for l in lines[1:]]
+  print("error: " + "\n".join(body), file=sys.stderr, flush=True)
+  raise SystemExit(USER_ERROR_EXIT)
 
 
 def _message(error: BaseException) -> str:
@@ -28,34 +65,90 @@ def _message(error: BaseException) -> str:
   return str(error.args[0]) if error.args else str(error)
 
 
-def _parse_flags(argv):
-  """absl parsing; an override of a field the config lacks ends in one message.
+def _innermost(error: BaseException) -> BaseException:
+  # ml_collections re-raises a config file's own error with the traceback as text,
+  # and absl wraps that again: the first error raised is the one that explains.
+  while error.__context__ is not None:
+    error = error.__context__
+  return error
 
-  ml_collections raises it from deep inside flag parsing: the user needs the flag
+
+def _config_path(argv) -> str | None:
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1]
+    if arg == "--config" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def parse_flags(argv):
+  """absl parsing; every mistake in the flags ends in one message, exit status 2.
+
+  ml_collections raises from deep inside flag parsing: the user needs the flag
   and ml_collections' own hint, not the traceback.
   """
+  path = _config_path(argv)
+  if path is not None and path.split(":", 1)[0]:
+    file = path.split(":", 1)[0]
+    if not os.path.isfile(file):
+      refuse(f"--config={path}: no config file {file!r} (relative to "
+             f"{os.getcwd()}); e.g. --config=configs/grid.py", USAGE)
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
   except (KeyError, AttributeError) as e:
     overrides = [a for a in argv[1:] if a.startswith("--config.")]
-    raise SystemExit(f"error: the config has no field {_message(e)}\n"
-                     f"  (overrides given: {' '.join(overrides)})") from None
+    refuse(f"the config has no field {_message(e)}",
+           f"(overrides given: {' '.join(overrides)})")
+  except flags.Error as e:
+    text = str(e)
+    if "Traceback" in text:  # the config file raised: its own message says why
+      cause = _innermost(e)
+      said = cause if isinstance(cause, ValueError) else f"{type(cause).__name__}: {cause}"
+      text = f"--config={path}: {said}"
+    refuse(text, USAGE)
+  missing = [f"--{f.name}" for f in (_CONFIG, _WORKDIR) if f.value is None]
+  if missing:
+    refuse(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required",
+           USAGE)
+  if len(rest) > 1:
+    refuse(f"unexpected argument(s) {rest[1:]}; every setting is a flag",
+           USAGE)
+  return rest
+
+
+def check_overrides(config) -> None:
+  """Refuses a `--config.` override the sweep replaces in every unit; warns when
+  it replaces it in some (see the module docstring)."""
+  from scaling_jax.launch import units  # pylint: disable=g-import-not-at-top
+  given = config_flags.get_override_values(flags.FLAGS["config"])
+  shadowed = units.shadowed_fields(config, sorted(given))
+  count = len(config.sweep)
+  for field, names in shadowed.items():
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    override = f"--config.{field}={given[field]}"
+    if len(names) == count:
+      refuse(f"{override} has no effect: config.sweep sets config.{field} in every "
+             f"unit ({shown})",
+             "drop the override, or change the sweep (a variant of the config file, "
+             "e.g. configs/grid.py:seeds=3 for seeds)")
+    print(f"WARNING: {override} reaches only {count - len(names)} of {count} units: "
+          f"config.sweep sets config.{field} in {shown}", file=sys.stderr, flush=True)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  del argv  # parse_flags refused any argument that is not a flag
   from scaling_jax import study  # imported late so --help stays fast
   try:
+    check_overrides(_CONFIG.value)
     study.run(_CONFIG.value, _WORKDIR.value)
-  except ValueError as e:
-    # Every refusal of bad input (a config field, a runs table, a testbed file, a
-    # fit the data cannot support) is a ValueError whose message names the file,
-    # field and fix: the user needs that line, not the stack under it.
+  except USER_ERRORS as e:
+    # The refusal's message names the file, field and fix: the user needs that
+    # line, not the stack under it.
     if _TRACEBACK.value:
       raise
-    raise SystemExit(f"error: {e}\n(--traceback shows where it was raised)") from None
+    refuse(str(e), _TRACEBACK_HINT)
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=parse_flags)

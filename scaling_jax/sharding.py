@@ -50,9 +50,11 @@ def maybe_initialize_distributed(config) -> None:
   jax.distributed.initialize(**kwargs)
 
 
-def make_mesh(mesh_config, devices=None) -> Mesh:
-  """A (data, fsdp, tensor) mesh; data = -1 takes the devices left over."""
-  devices = list(jax.devices() if devices is None else devices)
+def mesh_sizes(mesh_config, num_devices: int) -> dict[str, int]:
+  """config.mesh resolved on `num_devices` devices (data = -1 takes those left over).
+
+  Pure arithmetic, so the launcher checks every unit's mesh before starting any.
+  """
   sizes = {a: int(mesh_config.get(a, 1)) for a in MESH_AXES}
   fixed = math.prod(s for s in sizes.values() if s != -1)
   if list(sizes.values()).count(-1) > 1 or any(s == 0 or s < -1
@@ -60,19 +62,26 @@ def make_mesh(mesh_config, devices=None) -> Mesh:
     raise ValueError(f"mesh sizes {sizes}: each of config.mesh.{{data,fsdp,tensor}} "
                      f"must be a positive int, and at most one may be -1")
   if -1 in sizes.values():
-    if len(devices) % fixed:
+    if num_devices % fixed:
       raise ValueError(
           f"config.mesh {sizes}: fsdp x tensor = {fixed} does not divide the "
-          f"{len(devices)} devices; choose sizes whose product divides "
-          f"{len(devices)}")
-    sizes = {a: len(devices) // fixed if s == -1 else s for a, s in sizes.items()}
+          f"{num_devices} devices; choose sizes whose product divides "
+          f"{num_devices}")
+    sizes = {a: num_devices // fixed if s == -1 else s for a, s in sizes.items()}
   total = math.prod(sizes.values())
-  if total != len(devices):
+  if total != num_devices:
     raise ValueError(
-        f"config.mesh {sizes} needs {total} devices but {len(devices)} are "
-        f"available; make data x fsdp x tensor equal {len(devices)} (or set "
+        f"config.mesh {sizes} needs {total} devices but {num_devices} are "
+        f"available; make data x fsdp x tensor equal {num_devices} (or set "
         f"config.mesh.data = -1), or, for a sweep on CPU, give each unit {total} host "
         f"devices with --config.launch.cpu_devices_per_unit={total}")
+  return sizes
+
+
+def make_mesh(mesh_config, devices=None) -> Mesh:
+  """A (data, fsdp, tensor) mesh; data = -1 takes the devices left over."""
+  devices = list(jax.devices() if devices is None else devices)
+  sizes = mesh_sizes(mesh_config, len(devices))
   shape = tuple(sizes[a] for a in MESH_AXES)
   try:
     from jax.experimental import mesh_utils  # pylint: disable=g-import-not-at-top

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import tempfile
 import time
 
 from scaling_jax import advice
@@ -106,13 +107,33 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
   return fit
 
 
+def check_workdir(workdir: str) -> None:
+  """Creates `workdir` if missing and checks that it takes files, before any compute.
+
+  Otherwise a workdir that is a file, or sits on a read-only disk, fails only
+  when the first unit or the report is written: after the training or the fit.
+  """
+  fix = "pass a --workdir that is a directory you can write (it is created if missing)"
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ValueError(f"workdir {workdir} is an existing file, not a directory; {fix}")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as e:
+    raise ValueError(f"workdir {workdir} cannot be written ({e.strerror}: "
+                     f"{e.filename or workdir}); {fix}") from None
+
+
 def run(config, workdir) -> fitting.StudyFit | None:
   """Trains the sweep's missing units, fits and reports (None on a dry run)."""
   fitting.check_study(config.study)  # a bad study field fails before any training
   advice.check(config.study.advise)
+  advice.check_retrospective(config.study.retrospective)
   if config.study.fit_runs:
     curves.check_curves(config.study)
   workdir = os.fspath(workdir)
+  check_workdir(workdir)
   start = time.time()
   train_seconds = None
   if config.sweep:

@@ -2,6 +2,8 @@
 import collections
 import json
 
+import pytest
+
 from conftest import load_config_module
 from scaling_jax import fitting
 from scaling_jax import launch
@@ -69,3 +71,23 @@ def test_paper_dry_run_writes_each_units_config_and_trains_nothing(tmp_path, cap
   # The fields where units differ are listed; shared ones are not.
   assert "model.width:" in out and "optim.warmup_steps:" in out
   assert "model.compute_dtype" not in out
+  # The corpus paths the paper grid ships empty are listed, one override each.
+  assert "--config.datasets.rpj.files.path=...  (35 units)" in out
+  assert "--config.datasets.rw.files.path=...  (35 units)" in out
+  assert "--config.data.hf.path=...  (104 units)" in out
+  assert "datasets.c4" not in out  # a TFDS name is set
+
+
+def test_paper_launch_names_every_unset_path_before_preparing_any_data(tmp_path):
+  config = grid.get_config("paper")
+  with pytest.raises(ValueError) as raised:
+    launch.run(config, str(tmp_path))
+  message = str(raised.value)
+  for flag in ("--config.datasets.rpj.files.path", "--config.datasets.rw.files.path",
+               "--config.data.hf.path"):
+    assert flag in message
+  # With every path given, the check has nothing to say.
+  config.data.hf.path = "/tok.json"
+  config.datasets.rpj.files.path = "/rpj/*.jsonl"
+  config.datasets.rw.files.path = "/rw/*.jsonl"
+  assert launch.units.unset_data_paths(launch.build_units(config, str(tmp_path))) == []

@@ -31,6 +31,6 @@ def test_a_refused_input_is_one_message_without_traceback(tmp_path):
       [sys.executable, "-m", "scaling_jax.main", "--config=configs/grid.py:smoke",
        "--config.study.bootstrap.num_resamples=1", f"--workdir={tmp_path / 'out'}"],
       cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
   assert "study.bootstrap.num_resamples" in proc.stderr and "error:" in proc.stderr
   assert not (tmp_path / "out").exists()  # refused before anything was trained

@@ -58,6 +58,6 @@ def test_a_malformed_log_is_refused_by_file_row_and_column_and_writes_nothing(tm
   lines[5] = lines[5].rsplit(",", 1)[0] + ",nan"
   log.write_text("\n".join(lines) + "\n")
   proc = _run(log, tmp_path / "out")
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
   assert "log.csv:6" in proc.stderr and "'loss'" in proc.stderr
   assert not (tmp_path / "out" / "report").exists()

@@ -74,23 +74,55 @@ def mesh_hint(log_text: str) -> str:
           f"config.mesh fit {have}")
 
 
+def _gpus_per_unit(launch_cfg, gpus: list[str]) -> int:
+  slots = launch_cfg.max_parallel
+  per = launch_cfg.gpus_per_unit or len(gpus) // slots
+  if per < 1 or per * slots > len(gpus):
+    raise ValueError(
+        f"config.launch.max_parallel={slots} units x "
+        f"config.launch.gpus_per_unit={launch_cfg.gpus_per_unit or per} GPUs "
+        f"need more than the {len(gpus)} visible GPU(s); lower one of them")
+  return per
+
+
+def _cpu_devices_per_unit(launch_cfg) -> int:
+  count = launch_cfg.cpu_devices_per_unit
+  if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    raise ValueError(f"{_COUNT_FIELD} must be a positive int, got {count!r}")
+  return count
+
+
+def unit_devices(launch_cfg, gpus: list[str] | None = None) -> tuple[int, str] | None:
+  """(devices each unit will see, where that number comes from), known before
+  any unit starts; None where only the cluster knows (xm_local, slurm).
+
+  The inline backend trains in this process, so it asks JAX (starting its
+  backend here is what training would do next anyway).
+  """
+  if launch_cfg.backend == "inline":
+    import jax  # pylint: disable=g-import-not-at-top
+    return jax.device_count(), f"this process's {jax.device_count()} JAX device(s)"
+  if launch_cfg.backend != "local":
+    return None
+  gpus = visible_gpus() if gpus is None else gpus
+  if gpus:
+    per = _gpus_per_unit(launch_cfg, gpus)
+    return per, (f"{per} of the {len(gpus)} visible GPU(s) "
+                 f"(config.launch.gpus_per_unit, config.launch.max_parallel)")
+  count = _cpu_devices_per_unit(launch_cfg)
+  return count, f"{count} XLA host device(s) ({_COUNT_FIELD}={count})"
+
+
 def slice_envs(launch_cfg, gpus: list[str] | None = None,
                cpus: list[int] | None = None) -> list[dict]:
   """Environment overrides for each of `launch_cfg.max_parallel` slices."""
   slots = launch_cfg.max_parallel
   gpus = visible_gpus() if gpus is None else gpus
   if gpus:
-    per = launch_cfg.gpus_per_unit or len(gpus) // slots
-    if per < 1 or per * slots > len(gpus):
-      raise ValueError(
-          f"config.launch.max_parallel={slots} units x "
-          f"config.launch.gpus_per_unit={launch_cfg.gpus_per_unit or per} GPUs "
-          f"need more than the {len(gpus)} visible GPU(s); lower one of them")
+    per = _gpus_per_unit(launch_cfg, gpus)
     return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[i * per:(i + 1) * per])}
             for i in range(slots)]
-  count = launch_cfg.cpu_devices_per_unit
-  if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-    raise ValueError(f"{_COUNT_FIELD} must be a positive int, got {count!r}")
+  count = _cpu_devices_per_unit(launch_cfg)
   cpus = _cpus() if cpus is None else cpus
   per = max(1, len(cpus) // slots)
   envs = []

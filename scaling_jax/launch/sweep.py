@@ -145,6 +145,25 @@ def unit_config(config, overrides: dict, name: str | None = None):
   return unit
 
 
+def fields_set(config, overrides: dict) -> set[str]:
+  """The dotted config fields one unit's overrides set, as unit_config sets them
+  (a preset sets model.name; its other fields yield to the config's explicit ones)."""
+  fields = {"name"}
+  for key, value in overrides.items():
+    if key == "model":
+      fields.add("model.name")
+    elif key == "dataset":
+      fields.add("dataset")
+      fields.update(_flatten("data", (config.get("datasets") or {}).get(value, {})))
+    elif key == "tokens_per_param":
+      fields.add("train.tokens_per_param")
+    elif key == "seed":
+      fields.add("seed")
+    elif key != "name":
+      fields.add(key)
+  return fields
+
+
 def expand(config) -> list:
   """Unit configs of the sweep (or the config itself when it names no sweep)."""
   overrides = list(config.get("sweep") or [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 
@@ -49,28 +50,118 @@ class WorkUnit:
     return path
 
 
-def _plan(unit_config, name: str) -> config_lib.RunPlan:
+def _plan(unit_config, where: str) -> config_lib.RunPlan:
   try:
     plan = config_lib.plan(unit_config)
     optim.schedule(unit_config.optim.peak_lr, unit_config.optim.final_lr,
                    plan.warmup_steps, plan.steps)
   except (ValueError, TypeError) as e:
-    raise ValueError(f"sweep unit {name!r}: {e}") from e
+    raise ValueError(f"{where}: {e}") from e
   return plan
 
 
 def build_units(config, workdir: str) -> list[WorkUnit]:
-  """The sweep's work units, each planned (config errors fail here, by field)."""
+  """The sweep's work units, each planned (config errors fail here, by field).
+
+  With a sweep, the top-level config is planned too: a field the sweep sets in
+  every unit would otherwise hide an invalid value the user gave it.
+  """
+  if config.get("sweep"):
+    _plan(config, "top-level config (under config.sweep)")
   units = []
   for unit_config in sweep.expand(config):
     name = unit_config.get("name") or "run"
-    plan = _plan(unit_config, name)
+    plan = _plan(unit_config, f"sweep unit {name!r}")
+    if not unit_config.train.compilation_cache_dir:  # shared by the sweep's units
+      unit_config.train.compilation_cache_dir = os.path.join(
+          os.path.abspath(workdir), ".jax_cache")
     units.append(WorkUnit(
         name=name, config=unit_config,
         workdir=os.path.join(os.fspath(workdir), "runs", name),
         N=plan.num_params, M=plan.tokens_per_param, tokens=plan.tokens,
         flops=plan.flops))
   return units
+
+
+def _leaf(config, field: str):
+  node = config
+  for part in field.split("."):
+    node = node[part]
+  return node
+
+
+def shadowed_fields(config, fields) -> dict[str, list[str]]:
+  """Of the dotted `fields` (e.g. a user's overrides), those the sweep replaces ->
+  the units in which it does.
+
+  A unit replaces a field when its overrides set it (a preset sets model.name, a
+  dataset the data fields, M, the seed), or when the unit ends with another value:
+  a model field equal to the top-level preset's own value is not explicit, so
+  each unit's preset replaces it. A model field that differs from that preset
+  survives every preset and is not shadowed.
+  """
+  overrides = list(config.get("sweep") or [])
+  if not overrides:
+    return {}
+  units = sweep.expand(config)
+  out = {}
+  for field in fields:
+    top = _leaf(config, field)
+    replaced = [u.name for u, o in zip(units, overrides)
+                if field in sweep.fields_set(config, o) or _leaf(u, field) != top]
+    if replaced:
+      out[field] = replaced
+  return out
+
+
+def check_devices(units: list[WorkUnit], given: tuple[int, str] | None) -> None:
+  """Checks each unit's mesh and global batch against the devices it will get.
+
+  `given`: (devices per unit, where that number comes from), as
+  devices.unit_devices says, or None where only the cluster knows; then only what
+  the config alone decides is checked. Run before any unit starts: otherwise a
+  mesh too large for the unit's slice, or a batch that the mesh's batch axes
+  (data x fsdp) do not divide, fails only inside the worker, after it has
+  prepared data and compiled.
+  """
+  from scaling_jax import sharding  # pylint: disable=g-import-not-at-top
+  for unit in units:
+    where = f"unit {unit.name!r}: "
+    mesh, batch = unit.config.mesh, unit.config.train.global_batch
+    if given is None:
+      # The axes the config fixes; -1 takes devices known only later, so counts 1.
+      count = math.prod(max(1, int(mesh.get(a, 1))) for a in sharding.MESH_AXES)
+      source = "the cluster's devices"
+    else:
+      count, source = given
+    try:
+      sizes = sharding.mesh_sizes(mesh, count)
+    except ValueError as e:
+      raise ValueError(f"{where}{e} (the unit gets {source})") from None
+    parallel = math.prod(sizes[a] for a in sharding.RULES["batch"])
+    if batch % parallel:
+      axes = " x ".join(f"{a}={sizes[a]}" for a in sharding.RULES["batch"])
+      raise ValueError(
+          f"{where}config.train.global_batch={batch} does not split over the mesh's "
+          f"batch axes ({axes}, on {source}): each of the {parallel} batch shards "
+          f"must hold whole sequences; use a multiple of {parallel}, or change "
+          f"config.mesh or the unit's devices")
+
+
+def unset_data_paths(units: list[WorkUnit]) -> list[str]:
+  """One line per data field the units need and nobody set: the override to give
+  and how many units wait on it (the paper grid ships with its corpus paths empty)."""
+  from scaling_jax.data import config as data_config  # pylint: disable=g-import-not-at-top
+  waiting: dict[str, int] = {}
+  for unit in units:
+    name = unit.config.get("dataset") or ""
+    from_sweep = name and name in (unit.config.get("datasets") or {})
+    prefix = f"--config.datasets.{name}." if from_sweep else "--config.data."
+    for field in data_config.unset_fields(unit.config.data):
+      # The tokenizer is shared by every dataset of the sweep: one top-level field.
+      flag = ("--config.data." if field.startswith("hf.") else prefix) + field
+      waiting[flag] = waiting.get(flag, 0) + 1
+  return [f"{flag}=...  ({count} units)" for flag, count in sorted(waiting.items())]
 
 
 def validate_data(units: list[WorkUnit]) -> None:
@@ -80,6 +171,10 @@ def validate_data(units: list[WorkUnit]) -> None:
   vocabulary fails the sweep at once rather than hours in.
   """
   from scaling_jax import data  # pylint: disable=g-import-not-at-top
+  unset = unset_data_paths(units)
+  if unset:  # all at once, before preparing any of the data
+    raise ValueError("the sweep's data is not all set; give these overrides:\n  "
+                     + "\n  ".join(unset))
   prepared = {}
   for unit in units:
     key = json.dumps(unit.config.data.to_dict(), sort_keys=True, default=str)

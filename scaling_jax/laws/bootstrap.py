@@ -140,7 +140,7 @@ def resample_data(result: fit_lib.FitResult, method, num_resamples, rng, sigma=N
   return ys, ws, usable
 
 
-def _resamples_problem(num_resamples, name: str) -> str | None:
+def resamples_problem(num_resamples, name: str) -> str | None:
   # A percentile interval needs two replicates to have any width: with one, lo = hi
   # = that replicate, an interval that claims certainty; with none there is nothing
   # to take percentiles of.
@@ -158,7 +158,7 @@ def config_problem(boot_cfg, field: str) -> str | None:
   if boot_cfg.method not in METHODS:
     return (f"config field '{field}.method' is {boot_cfg.method!r}; use one of "
             f"{METHODS}")
-  problem = _resamples_problem(boot_cfg.num_resamples,
+  problem = resamples_problem(boot_cfg.num_resamples,
                                f"config field '{field}.num_resamples'")
   if problem:
     return problem
@@ -177,7 +177,7 @@ def bootstrap(result: fit_lib.FitResult, *, method: str = DEFAULT_METHOD,
   The random stream is keyed by seed and the law, so two laws bootstrapped with one
   seed (the loss and the error law of a chain) get independent draws.
   """
-  problem = _resamples_problem(num_resamples, "num_resamples")
+  problem = resamples_problem(num_resamples, "num_resamples")
   if problem:
     raise ValueError(problem)
   if method not in METHODS:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 
 @dataclasses.dataclass
@@ -15,3 +16,12 @@ class Runs:
 
 class RunsError(ValueError):
   """`config.runs` is wrong or its source cannot be read; the message says which."""
+
+
+def not_utf8(path, error: UnicodeDecodeError) -> str:
+  """The message for a file that is not UTF-8: which file, which byte, the fix."""
+  path = pathlib.Path(path)
+  byte = error.object[error.start:error.start + 1].hex()
+  return (f"{path}: not UTF-8 text (byte 0x{byte} cannot be decoded); save it as UTF-8, "
+          f"e.g. from Latin-1: iconv -f latin1 -t utf-8 {path.name} > "
+          f"{path.stem}.utf8{path.suffix}")

@@ -77,7 +77,9 @@ def read_records(path: pathlib.Path) -> tuple[list[str], list[_Record]]:
         return _read_csv(path, f)
       if suffix == ".jsonl":
         return _read_jsonl(path, f)
-  except (csv.Error, UnicodeDecodeError) as e:
+  except UnicodeDecodeError as e:
+    raise RunsError(common.not_utf8(path, e)) from None
+  except csv.Error as e:
     raise RunsError(f"{path}: cannot read as {suffix[1:]} ({e})") from None
   raise RunsError(f"{path}: unknown log format {suffix!r}; use .csv or .jsonl")
 

@@ -24,6 +24,7 @@ import math
 import pathlib
 from typing import Iterable, Sequence
 
+from scaling_jax.runs import common
 from scaling_jax.runs import table as runs_table
 
 SEQUENCE_LENGTH = 2048  # the testbed's training sequence length, for step counts
@@ -48,6 +49,8 @@ def _load_json(path: pathlib.Path) -> dict:
   except json.JSONDecodeError as e:
     raise TestbedError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: "
                        f"{e.msg}") from None
+  except UnicodeDecodeError as e:
+    raise TestbedError(common.not_utf8(path, e)) from None
   except OSError as e:
     raise TestbedError(f"{path}: cannot read ({e.strerror})") from None
 
@@ -229,13 +232,17 @@ def load_task_info(testbed_dir) -> dict[str, TaskInfo]:
   path = pathlib.Path(testbed_dir) / "eval_metadata.csv"
   if not path.is_file():
     raise TestbedError(f"{path} does not exist; it gives each task's random baseline")
+  try:
+    with path.open(newline="", encoding="utf-8") as f:
+      records = list(csv.DictReader(f))
+  except UnicodeDecodeError as e:
+    raise TestbedError(common.not_utf8(path, e)) from None
   tasks = {}
-  with path.open(newline="", encoding="utf-8") as f:
-    for lineno, rec in enumerate(csv.DictReader(f), start=2):
-      try:
-        tasks[rec["Eval Task"]] = TaskInfo(
-            name=rec["Eval Task"], category=rec["Task Category"], task_type=rec["Task Type"],
-            shots=int(rec["#shots"]), random_baseline=float(rec["Random baseline"]) / 100)
-      except (KeyError, TypeError, ValueError) as e:
-        raise TestbedError(f"{path}:{lineno}: bad or missing field ({e})") from None
+  for lineno, rec in enumerate(records, start=2):
+    try:
+      tasks[rec["Eval Task"]] = TaskInfo(
+          name=rec["Eval Task"], category=rec["Task Category"], task_type=rec["Task Type"],
+          shots=int(rec["#shots"]), random_baseline=float(rec["Random baseline"]) / 100)
+    except (KeyError, TypeError, ValueError) as e:
+      raise TestbedError(f"{path}:{lineno}: bad or missing field ({e})") from None
   return tasks
