@@ -17,14 +17,21 @@ CORE = [
     "scipy>=1.11",
     "matplotlib>=3.8",
     "pyyaml>=6",  # LLM-Foundry task-suite files
+    "tensorboardX>=2.6",  # TensorBoard events and hparams without TensorFlow
+    "filelock>=3.12",  # one launcher per unit directory
 ]
 
 EXTRAS = {
-    "test": ["pytest>=8", "nbformat>=5.9", "nbclient>=0.10", "ipykernel>=6"],
-    "tfds": ["tensorflow-datasets>=4.9", "tensorflow-cpu>=2.16"],
+    "test": ["pytest>=8", "nbformat>=5.9", "nbclient>=0.10", "ipykernel>=6",
+             "submitit>=1.5"],
+    # `tensorflow`, not `tensorflow-cpu`: seqio's tensorflow-text requires the
+    # `tensorflow` distribution, and the two install over one package directory.
+    "tfds": ["tensorflow-datasets>=4.9", "tensorflow>=2.16"],
     "seqio": ["seqio>=0.0.19"],
     "sentencepiece": ["sentencepiece>=0.2"],
     "hf": ["tokenizers>=0.15"],
+    # Prefetching reader (scaling_jax/data/grain_reader.py); without it, same batches.
+    "grain": ["grain>=0.2.18"],
     "xm": ["xmanager>=0.6"],
     "slurm": ["submitit>=1.5"],
 }

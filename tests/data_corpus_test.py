@@ -229,3 +229,36 @@ def test_seqio_source_prefers_pretokenized_text_else_decodes(monkeypatch):
   with pytest.raises(ValueError, match=r"'seqio.task' is 'my_tsk'.*\['my_task'"):
     data.documents({"source": "seqio", "seqio": {"task": "my_tsk"}}, "train")
 
+
+
+def test_seqio_over_array_record_names_the_fix(monkeypatch):
+  _fake_seqio(monkeypatch, {})
+
+  class ArrayRecordTask:
+    source = types.SimpleNamespace(tfds_dataset=types.SimpleNamespace(
+        name="c4/en:3.0.1", data_dir="/data/tfds"))
+
+    def get_dataset(self, **kwargs):
+      # TFDS's words when tf.data meets ArrayRecord files.
+      raise NotImplementedError("`.as_dataset()` not implemented for ArrayRecord "
+                                "files. Please, use `.as_data_source()`.")
+
+  monkeypatch.setattr(sys.modules["seqio"], "get_mixture_or_task",
+                      lambda name: ArrayRecordTask())
+  with pytest.raises(ValueError, match=r"'my_task' reads TFDS dataset 'c4/en:3.0.1'.*"
+                     r"file_format=tfrecord.*--config.data.source=tfds "
+                     r"--config.data.tfds.name=c4/en:3.0.1 "
+                     r"--config.data.tfds.data_dir=/data/tfds"):
+    data.documents({"source": "seqio", "seqio": {"task": "my_task"}}, "train")
+
+
+def test_building_a_tfds_or_seqio_source_imports_neither(monkeypatch):
+  # Workers build the source to find the prepared shards' key; they must not need TF.
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+  monkeypatch.setitem(sys.modules, "seqio", None)
+  for cfg in ({"source": "tfds", "tfds": {"name": "lm1b"}},
+              {"source": "seqio", "seqio": {"task": "my_task", "module": "no.such"}}):
+    source = data.make_source(data.resolve_config(cfg))
+    assert source.content_fingerprint()
+    with pytest.raises(ImportError, match=r"pip install 'scaling_jax\["):
+      source.documents("train")

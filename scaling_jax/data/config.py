@@ -37,6 +37,10 @@ def default_data_config() -> ml_collections.ConfigDict:
   cfg.validation_fraction = 0.03
   # Tokens per shard file (2**26 uint16 tokens = 128 MiB).
   cfg.shard_tokens = 1 << 26
+  # Worker processes that tokenise while preparing: 1 reads and tokenises in this
+  # process; N > 1 spreads the source's document shards (files) over N processes;
+  # 0 takes one per CPU core. The prepared files are the same for any value.
+  cfg.prepare_workers = 1
   cfg.embedded = ml_collections.ConfigDict(dict(
       stdlib_dir="",  # '' -> this interpreter's standard library
       include_tests=False,  # the `test` packages, absent from many installs
@@ -110,10 +114,31 @@ def resolve_config(cfg: Mapping[str, Any] | None) -> ml_collections.ConfigDict:
   if not 0.0 <= resolved.validation_fraction < 1.0:
     raise ValueError("data config field 'validation_fraction' must be in [0, 1), "
                      f"got {resolved.validation_fraction!r}")
+  if not isinstance(resolved.prepare_workers, int) or resolved.prepare_workers < 0:
+    raise ValueError("data config field 'prepare_workers' must be an int >= 0 (0: one "
+                     f"per CPU core), got {resolved.prepare_workers!r}")
   if resolved.shard_tokens < 1024:
     raise ValueError("data config field 'shard_tokens' must be at least 1024, got "
                      f"{resolved.shard_tokens!r}")
   return resolved
+
+
+def dataset_name(cfg: Mapping[str, Any] | None) -> str:
+  """The name the runs table gives the data `cfg` names: the TFDS dataset (e.g.
+  'c4/en:3.1.0'), the seqio task or mixture, else the source ('embedded', 'files')."""
+  cfg = resolve_config(cfg)
+  return {"tfds": cfg.tfds.name, "seqio": cfg.seqio.task}.get(cfg.source) or cfg.source
+
+
+def unset_fields(cfg: Mapping[str, Any] | None) -> list[str]:
+  """Fields (relative to the data config) that the chosen source or tokenizer needs
+  and that are still empty, e.g. ['files.path'] for a files source with no path."""
+  cfg = resolve_config(cfg)
+  needed = {"files": "files.path", "tfds": "tfds.name", "seqio": "seqio.task"}
+  fields = [needed[cfg.source]] if cfg.source in needed else []
+  if cfg.tokenizer == "hf":
+    fields.append("hf.path")
+  return [f for f in fields if not cfg[f.split(".")[0]][f.split(".")[1]]]
 
 
 def cache_root(cfg: ml_collections.ConfigDict, cache_dir: str | None) -> pathlib.Path:

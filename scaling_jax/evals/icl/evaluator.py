@@ -168,8 +168,12 @@ def _held_out_documents(dataset: Any) -> Iterable[str]:
   from scaling_jax import data
   # The run's own corpus when the prepared dataset records its config.
   source = (getattr(dataset, "metadata", None) or {}).get("source") or {}
-  return data.documents(source.get("config") or data.default_data_config(),
-                        "validation")
+  config = source.get("config") or data.default_data_config()
+  if config.get("source") in ("tfds", "seqio"):
+    # Re-reading these would import TensorFlow in every worker; the shards have them.
+    from scaling_jax.data import external
+    return external.prepared_documents(dataset, "validation")
+  return data.documents(config, "validation")
 
 
 def make_icl_evaluator(eval_cfg: Any, dataset: Any,
