@@ -193,7 +193,7 @@ def default_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.name = ""  # run name in the runs table; '' -> the workdir's basename
   config.seed = 0
-  config.dataset = ""  # the runs table's dataset column; '' -> config.data.source
+  config.dataset = ""  # the runs table's dataset column; '' -> data.dataset_name
   config.model = dataclasses.asdict(model_lib.preset("tiny-3"))
   config.data = data.default_data_config()
   # Partial data configs by name, for sweeps over datasets (launch/sweep.py).
@@ -206,6 +206,10 @@ def default_config() -> ml_collections.ConfigDict:
       keep_checkpoints=2,
       log_every_steps=50,
       stop_after_steps=0,  # >0: stop (with a checkpoint) after this many steps
+      # JAX's persistent compilation cache, shared by a sweep's units so those of
+      # one shape reuse compiled steps (scaling_jax/compile_cache.py).
+      compilation_cache=True,
+      compilation_cache_dir="",  # '' -> the launcher's <workdir>/.jax_cache
   )
   config.optim = dict(peak_lr=3e-3, final_lr=3e-5, beta1=0.9, beta2=0.95, eps=1e-8,
                       weight_decay=0.033, grad_clip=1.0,

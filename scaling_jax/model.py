@@ -5,7 +5,9 @@ positions, SwiGLU MLP, untied input/output embeddings, no biases, z-loss.
 
 The layer weights are stacked along a leading `layers` axis and the forward pass
 scans over them: one compiled block whatever the depth, which keeps compile time
-flat from 2 to 32 layers.
+flat from 2 to 32 layers. `model.attention` picks the attention kernel and
+`model.remat` what the backward pass recomputes (see ATTENTION_CHOICES and
+REMAT_CHOICES).
 
 Shape suffixes: B batch, T query positions, S key positions, D width, N heads,
 H head size, F MLP hidden size, V vocabulary, L layers.
@@ -32,6 +34,22 @@ from scaling_jax import sharding
 
 _NEG_INF = -1e30  # finite, so fully masked rows never produce NaN
 
+# model.attention: how the blocks compute causal attention. "xla" and "cudnn" are
+# jax.nn.dot_product_attention's `implementation`s (cuDNN flash attention needs a
+# GPU and bfloat16/float16); "dense" is the plain einsum reference; "blockwise"
+# holds one [attention_block x prefix] tile at a time; "auto" picks per shape and
+# device (`auto_attention`).
+ATTENTION_CHOICES = ("auto", "xla", "cudnn", "blockwise", "dense")
+
+# model.remat: what the backward pass recomputes. "none" saves every activation,
+# "block" saves only each block's input (jax.checkpoint per block), and any
+# other name is that jax.checkpoint_policies policy applied per block (the
+# policies that take no arguments).
+REMAT_POLICIES = ("dots_saveable", "nothing_saveable", "everything_saveable",
+                  "checkpoint_dots", "checkpoint_dots_with_no_batch_dims",
+                  "dots_with_no_batch_dims_saveable")
+REMAT_CHOICES = ("none", "block") + REMAT_POLICIES
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -48,6 +66,12 @@ class ModelConfig:
   norm_eps: float = 1e-5
   attention_block: int = 512
   compute_dtype: str = "float32"
+  attention: str = "auto"
+  # "block" measured fastest on the 2-core CPU at every benchmark shape; "none"
+  # was 1.3-2.7x slower, most likely the traffic of saving every activation
+  # (benchmarks/attention_speed.py, docs/benchmarks.md). On a GPU, "block" is
+  # also what keeps a big model's activations (L x [B, T, D]) within memory.
+  remat: str = "block"
 
   def __post_init__(self):
     for field in ("vocab_size", "width", "num_layers", "num_heads", "seq_len",
@@ -59,13 +83,16 @@ class ModelConfig:
       raise ValueError(
           f"model.width ({self.width}) must split into model.num_heads "
           f"({self.num_heads}) heads of even size (rotary pairs dimensions)")
-    if self.seq_len > self.attention_block and self.seq_len % self.attention_block:
-      raise ValueError(
-          f"model.seq_len ({self.seq_len}) must be a multiple of "
-          f"model.attention_block ({self.attention_block}) when longer than it")
     if self.compute_dtype not in ("float32", "bfloat16"):
       raise ValueError(f"model.compute_dtype must be 'float32' or 'bfloat16', "
                        f"got {self.compute_dtype!r}")
+    if self.attention not in ATTENTION_CHOICES:
+      raise ValueError(f"model.attention must be one of "
+                       f"{', '.join(ATTENTION_CHOICES)}; got {self.attention!r}")
+    if self.remat not in REMAT_CHOICES:
+      raise ValueError(
+          f"model.remat must be 'none', 'block' or a jax.checkpoint_policies "
+          f"name ({', '.join(REMAT_POLICIES)}); got {self.remat!r}")
 
   @property
   def head_dim(self) -> int:
@@ -185,14 +212,64 @@ def _blockwise_attention(q_BTNH, k_BSNH, v_BSNH, block):
   Query blocks are a static loop, so each scans only the key blocks at or before
   it (no work on fully masked tiles); each is rematerialised in the backward
   pass, so the full T x T score matrix never exists, forward or backward.
+  A length that `block` does not divide is padded at the end: padded keys lie
+  after every real query, so the causal mask hides them, and padded queries'
+  outputs are dropped.
   """
+  t = q_BTNH.shape[1]
+  pad = -t % block
+  if pad:
+    widths = ((0, 0), (0, pad), (0, 0), (0, 0))
+    q_BTNH, k_BSNH, v_BSNH = (jnp.pad(x, widths) for x in (q_BTNH, k_BSNH, v_BSNH))
   b, t, n, h = q_BTNH.shape
   k_CBSNH = k_BSNH.reshape(b, t // block, block, n, h).swapaxes(0, 1)
   v_CBSNH = v_BSNH.reshape(b, t // block, block, n, h).swapaxes(0, 1)
   attend = jax.checkpoint(_query_block_attention, static_argnums=(3,))
   outs = [attend(q_BTNH[:, i * block:(i + 1) * block], k_CBSNH[:i + 1],
                  v_CBSNH[:i + 1], i * block) for i in range(t // block)]
-  return jnp.concatenate(outs, axis=1)
+  return jnp.concatenate(outs, axis=1)[:, :t - pad]
+
+
+def auto_attention(seq_len: int, head_dim: int, dtype, block: int) -> str:
+  """The attention "auto" stands for at this shape on the default backend."""
+  if (jax.default_backend() == "gpu"
+      and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16)
+      and head_dim % 8 == 0 and head_dim <= 128):  # cuDNN flash's limits
+    return "cudnn"
+  # Measured on the 2-core CPU (benchmarks/attention_speed.py, docs/benchmarks.md
+  # "Attention implementations and rematerialisation (CPU)"): within one block
+  # the plain einsum is fastest (1.4-2x jax.nn.dot_product_attention's "xla");
+  # past one block, skipping masked tiles wins (1.2-2x at 512, 3-4x at 2048).
+  return "blockwise" if seq_len > block else "dense"
+
+
+def causal_attention(q_BTNH, k_BSNH, v_BSNH, attention: str, block: int):
+  """Causal softmax(q k^T) v for q already scaled by 1/sqrt(H): [B, T, N, H]."""
+  if attention == "auto":
+    attention = auto_attention(q_BTNH.shape[1], q_BTNH.shape[-1], q_BTNH.dtype,
+                               block)
+  if attention == "dense":
+    return _dense_attention(q_BTNH, k_BSNH, v_BSNH)
+  if attention == "blockwise":
+    return _blockwise_attention(q_BTNH, k_BSNH, v_BSNH, block)
+  if attention in ("xla", "cudnn"):
+    return jax.nn.dot_product_attention(q_BTNH, k_BSNH, v_BSNH, scale=1.0,
+                                        is_causal=True, implementation=attention)
+  raise ValueError(f"model.attention must be one of "
+                   f"{', '.join(ATTENTION_CHOICES)}; got {attention!r}")
+
+
+def rematerialised(fn, remat: str):
+  """`fn` (one transformer block) under the model.remat choice."""
+  if remat == "none":
+    return fn
+  if remat == "block":
+    return jax.checkpoint(fn, prevent_cse=False)
+  if remat in REMAT_POLICIES:
+    policy = getattr(jax.checkpoint_policies, remat)
+    return jax.checkpoint(fn, prevent_cse=False, policy=policy)
+  raise ValueError(f"model.remat must be one of {', '.join(REMAT_CHOICES)}; "
+                   f"got {remat!r}")
 
 
 def _init(rngs, shape, fan_in, axes, scale=1.0):
@@ -231,10 +308,8 @@ class Transformer(nnx.Module):
     k_BTNH = _rotary(_layer_norm(k_BTNH, None, cfg.norm_eps), cfg.rope_base)
     q_BTNH = sharding.constrain(q_BTNH / math.sqrt(cfg.head_dim),
                                 ("batch", "seq", "act_heads", None))
-    if q_BTNH.shape[1] > cfg.attention_block:
-      o_BTNH = _blockwise_attention(q_BTNH, k_BTNH, v_BTNH, cfg.attention_block)
-    else:
-      o_BTNH = _dense_attention(q_BTNH, k_BTNH, v_BTNH)
+    o_BTNH = causal_attention(q_BTNH, k_BTNH, v_BTNH, cfg.attention,
+                              cfg.attention_block)
     x_BTD = x_BTD + jnp.einsum("btnh,nhd->btd", o_BTNH,
                                layer["attn_out"].astype(dtype))
     x_BTD = sharding.constrain(x_BTD, ("batch", "seq", "act_embed"))
@@ -256,8 +331,7 @@ class Transformer(nnx.Module):
     layers = dict(attn_norm=self.attn_norm[...], qkv=self.qkv[...],
                   attn_out=self.attn_out[...], mlp_norm=self.mlp_norm[...],
                   gate_up=self.gate_up[...], down=self.down[...])
-    # Saving only each layer's input keeps activation memory at L x [B, T, D].
-    block = jax.checkpoint(self._block, prevent_cse=False)
+    block = rematerialised(self._block, cfg.remat)
     x_BTD, _ = jax.lax.scan(lambda x, layer: (block(x, layer), None), x_BTD, layers)
     x_BTD = _layer_norm(x_BTD, self.final_norm[...], cfg.norm_eps)
     logits_BTV = jnp.einsum("btd,dv->btv", x_BTD, self.unembed[...].astype(dtype))

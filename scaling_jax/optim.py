@@ -1,4 +1,9 @@
-"""AdamW with gradient clipping, and linear warmup then cosine decay to a final LR."""
+"""AdamW with gradient clipping, and linear warmup then cosine decay to a final LR.
+
+The optimiser is wrapped in `optax.inject_hyperparams`, so its state holds the
+learning rate each update used (`learning_rate(opt_state)`): the train loop logs
+that value rather than recomputing the schedule beside the optimiser.
+"""
 from __future__ import annotations
 
 import jax
@@ -7,17 +12,22 @@ import optax
 
 def schedule(peak_lr: float, final_lr: float, warmup_steps: int,
              total_steps: int) -> optax.Schedule:
-  """Linear 0 -> peak over `warmup_steps`, cosine peak -> final by `total_steps`."""
+  """Linear 0 -> peak over `warmup_steps`, cosine peak -> final by `total_steps`.
+
+  At least one warmup step (step 0 trains at LR 0) and one decay step, so a run
+  with no warmup, or with warmup >= total steps, still has a valid schedule; the
+  values are those of the hand-joined schedule this replaced
+  (tests/optim_schedule_test.py).
+  """
   if not 0 <= final_lr <= peak_lr:
     raise ValueError(f"optim.final_lr ({final_lr}) must lie in [0, optim.peak_lr "
                      f"({peak_lr})]")
   warmup_steps = max(int(warmup_steps), 1)
   decay_steps = max(int(total_steps) - warmup_steps, 1)
-  return optax.join_schedules([
-      optax.linear_schedule(0.0, peak_lr, warmup_steps),
-      optax.cosine_decay_schedule(peak_lr, decay_steps, alpha=final_lr / peak_lr)
-      if peak_lr > 0 else optax.constant_schedule(0.0),
-  ], boundaries=[warmup_steps])
+  # optax's `decay_steps` counts the warmup too.
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=peak_lr, warmup_steps=warmup_steps,
+      decay_steps=warmup_steps + decay_steps, end_value=final_lr)
 
 
 def _decay_mask(params):
@@ -30,13 +40,22 @@ def _decay_mask(params):
 def make_optimizer(optim_config, warmup_steps: int,
                    total_steps: int) -> optax.GradientTransformation:
   """optax AdamW from `config.optim` and the run's derived step counts."""
-  lr = schedule(optim_config.peak_lr, optim_config.final_lr, warmup_steps,
-                total_steps)
-  parts = []
-  if optim_config.grad_clip > 0:
-    parts.append(optax.clip_by_global_norm(optim_config.grad_clip))
-  parts.append(optax.adamw(lr, b1=optim_config.beta1, b2=optim_config.beta2,
-                           eps=optim_config.eps,
-                           weight_decay=optim_config.weight_decay,
-                           mask=_decay_mask))
-  return optax.chain(*parts)
+
+  def clipped_adamw(learning_rate):
+    parts = []
+    if optim_config.grad_clip > 0:
+      parts.append(optax.clip_by_global_norm(optim_config.grad_clip))
+    parts.append(optax.adamw(learning_rate, b1=optim_config.beta1,
+                             b2=optim_config.beta2, eps=optim_config.eps,
+                             weight_decay=optim_config.weight_decay,
+                             mask=_decay_mask))
+    return optax.chain(*parts)
+
+  return optax.inject_hyperparams(clipped_adamw)(learning_rate=schedule(
+      optim_config.peak_lr, optim_config.final_lr, warmup_steps, total_steps))
+
+
+def learning_rate(opt_state) -> jax.Array:
+  """The learning rate of the update that produced `opt_state` (a scalar array;
+  in a fresh state, that of the first update)."""
+  return opt_state.hyperparams["learning_rate"]

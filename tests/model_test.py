@@ -49,7 +49,7 @@ def test_bad_shape_names_field():
   with pytest.raises(ValueError, match="model.num_heads"):
     model_lib.preset("tiny-1", num_heads=3)
   with pytest.raises(ValueError, match="model.attention_block"):
-    model_lib.preset("tiny-1", seq_len=200, attention_block=128)
+    model_lib.preset("tiny-1", attention_block=0)
 
 
 def test_flops_per_token_is_6n_plus_attention():
@@ -64,8 +64,9 @@ def _model(**overrides):
 
 
 def test_blockwise_attention_matches_dense_with_gradients():
-  dense = _model(seq_len=96, attention_block=96, num_layers=1)
-  blockwise = _model(seq_len=96, attention_block=32, num_layers=1)
+  dense = _model(seq_len=96, attention="dense", num_layers=1)
+  blockwise = _model(seq_len=96, attention="blockwise", attention_block=32,
+                     num_layers=1)
   batch = jax.random.randint(jax.random.key(1), (2, 97), 0, 258)
 
   def loss_and_grad(model):
@@ -81,7 +82,8 @@ def test_blockwise_attention_matches_dense_with_gradients():
 
 
 def test_blockwise_attention_never_builds_full_score_matrix():
-  model = _model(seq_len=512, attention_block=128, num_layers=1)
+  model = _model(seq_len=512, attention="blockwise", attention_block=128,
+                 num_layers=1)
   graphdef, params = nnx.split(model, nnx.Param)
   batch = jnp.zeros((1, 513), jnp.int32)
   def f(p):

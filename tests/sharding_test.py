@@ -92,7 +92,7 @@ def test_no_large_parameter_is_replicated(sharded_run):
       shard = leaf.addressable_shards[0].data
       assert shard.size <= leaf.size // 2, jax.tree_util.keystr(path)
   # Adam moments follow their parameters' layout.
-  mu = state["opt_state"][1][0].mu
+  mu = state["opt_state"].inner_state[1][0].mu
   assert mu["qkv"].sharding == state["params"]["qkv"].sharding
 
 

@@ -6,6 +6,8 @@ Layout of one prepared dataset, `<cache_dir>/<source>-<tokenizer>-<key>/`:
   <split>-doc_starts.npy         int64 offset of each document's first token
   tokenizer.model | .json        the tokenizer's own file, when it has one
 Each split is one stream: every document's tokens followed by eos, in source order.
+With data.prepare_workers != 1, worker processes tokenise the source's document
+shards (parallel_prepare.py) into these same files, byte for byte.
 The directory is built under a temporary name and renamed into place when complete,
 so a crash leaves no half-written dataset, and two processes preparing the same
 dataset at once both end up reading the one that won the rename.
@@ -28,7 +30,7 @@ from scaling_jax.data import source_registry
 from scaling_jax.data import tokenization
 
 METADATA = "metadata.json"
-_ENCODE_BATCH = 64  # documents per encode_batch call: amortises Python overhead
+ENCODE_BATCH = 64  # documents per encode_batch call: amortises Python overhead
 
 
 class ShardWriter:
@@ -40,6 +42,7 @@ class ShardWriter:
     self._pending: list[np.ndarray] = []
     self._pending_tokens = 0
     self._doc_starts: list[int] = []
+    self._doc_start_blocks: list[np.ndarray] = []  # from add_packed, in order
     self.shards: list[dict] = []
     self.num_tokens = 0
 
@@ -51,6 +54,20 @@ class ShardWriter:
     self._pending.append(doc)
     self._pending_tokens += len(doc)
     self.num_tokens += len(doc)
+    while self._pending_tokens >= self.shard_tokens:
+      self._flush(self.shard_tokens)
+
+  def add_packed(self, stream: np.ndarray, doc_lengths: np.ndarray) -> None:
+    """Appends documents already joined with their eos (as a worker of
+    parallel_prepare packs them): `stream` back to back, `doc_lengths` with eos."""
+    if self._doc_starts:  # keep document order across add and add_packed
+      self._doc_start_blocks.append(np.asarray(self._doc_starts, np.int64))
+      self._doc_starts = []
+    offsets = np.cumsum(doc_lengths, dtype=np.int64) - doc_lengths
+    self._doc_start_blocks.append(self.num_tokens + offsets)
+    self._pending.append(np.asarray(stream, self.dtype))
+    self._pending_tokens += len(stream)
+    self.num_tokens += len(stream)
     while self._pending_tokens >= self.shard_tokens:
       self._flush(self.shard_tokens)
 
@@ -66,13 +83,14 @@ class ShardWriter:
   def close(self) -> dict:
     if self._pending_tokens:
       self._flush(self._pending_tokens)
-    np.save(self.out_dir / f"{self.split}-doc_starts.npy",
-            np.asarray(self._doc_starts, np.int64))
-    return {"num_tokens": self.num_tokens, "num_documents": len(self._doc_starts),
+    doc_starts = np.concatenate(
+        self._doc_start_blocks + [np.asarray(self._doc_starts, np.int64)])
+    np.save(self.out_dir / f"{self.split}-doc_starts.npy", doc_starts)
+    return {"num_tokens": self.num_tokens, "num_documents": len(doc_starts),
             "shards": self.shards, "dtype": self.dtype.name}
 
 
-def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
+def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
   batch = []
   for item in items:
     batch.append(item)
@@ -83,18 +101,26 @@ def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
     yield batch
 
 
-def _pack_split(source, split: str, tokenizer, out_dir: pathlib.Path,
-                shard_tokens: int) -> dict:
-  dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
-  writer = ShardWriter(out_dir, split, dtype, shard_tokens)
-  for texts in _batched(source.documents(split), _ENCODE_BATCH):
-    for ids in tokenizer.encode_batch(texts):
-      writer.add(ids, tokenizer.eos_id)
+def token_dtype(tokenizer) -> np.dtype:
+  return np.dtype(np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32)
+
+
+def close_split(writer: ShardWriter, source, split: str) -> dict:
+  """Closes the split's writer; raises if the split had no documents."""
   info = writer.close()
   if info["num_tokens"] == 0:
     raise ValueError(f"split {split!r} of source {source.name!r} has no documents; "
                      "check the source config (paths, split names)")
   return info
+
+
+def _pack_split(source, split: str, tokenizer, out_dir: pathlib.Path,
+                shard_tokens: int) -> dict:
+  writer = ShardWriter(out_dir, split, token_dtype(tokenizer), shard_tokens)
+  for texts in batched(source.documents(split), ENCODE_BATCH):
+    for ids in tokenizer.encode_batch(texts):
+      writer.add(ids, tokenizer.eos_id)
+  return close_split(writer, source, split)
 
 
 def _tokenizer_content(cfg) -> dict:
@@ -125,8 +151,12 @@ def _build(cfg, source, out_dir: pathlib.Path, key: str) -> None:
   start = time.time()
   tokenizer = tokenization.build_tokenizer(
       cfg, lambda: source.documents("train"), out_dir)
-  splits = {split: _pack_split(source, split, tokenizer, out_dir, cfg.shard_tokens)
-            for split in source.split_names}
+  if cfg.prepare_workers == 1:
+    splits = {split: _pack_split(source, split, tokenizer, out_dir, cfg.shard_tokens)
+              for split in source.split_names}
+  else:  # same files, tokenised by worker processes
+    from scaling_jax.data import parallel_prepare  # pylint: disable=g-import-not-at-top
+    splits = parallel_prepare.pack_splits(cfg, source, tokenizer, out_dir)
   content = source.content_fingerprint()
   metadata = {
       "format_version": config_lib.FORMAT_VERSION,

@@ -4,6 +4,9 @@ when chosen, because they bring TensorFlow.
 
 A source yields raw text documents per split in a fixed order and gives a cheap
 `content_fingerprint()` (a listing, not a read) that keys the prepared-data cache.
+Both sources here can also be read in parts, `shard_documents(split, i)` for i in
+range(num_document_shards(split)), whose concatenation is `documents(split)`: the
+unit of work when preparing in parallel (parallel_prepare.py).
 
 The embedded corpus is split three ways:
   ood         the language reference prose in pydoc_data/topics.py (one document per
@@ -33,6 +36,8 @@ SPLITS = ("train", "validation", "ood")
 _TEST_DIRS = frozenset({"test", "tests", "idle_test"})
 _NEVER_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__",
                          "pydoc_data"})
+# Embedded .py files per document shard when preparing in parallel: ~25 shards.
+FILES_PER_SHARD = 64
 
 
 def _hash_fraction(key: str) -> float:
@@ -44,6 +49,19 @@ def _hash_fraction(key: str) -> float:
 def _read_text(path: pathlib.Path) -> str:
   # A few files are not UTF-8; replacing their bad bytes keeps them deterministic.
   return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def _utf8_lines(lines, path: pathlib.Path) -> Iterator[str]:
+  """The lines of a JSON-lines file, or an error naming the file if it is not
+  UTF-8 (a JSON string may hold any text, but the file itself must be UTF-8)."""
+  try:
+    yield from lines
+  except UnicodeDecodeError as e:
+    raise ValueError(
+        f"{path}: not UTF-8 text (byte 0x{e.object[e.start:e.start + 1].hex()} cannot "
+        f"be decoded); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8), or set data "
+        f"config 'files.format' to 'text' to read it as plain text with bad bytes "
+        f"replaced") from None
 
 
 def unknown_split(split: str, known) -> ValueError:
@@ -114,6 +132,22 @@ class EmbeddedSource:
     for rel in self.files(split):
       yield _read_text(self.root / rel)
 
+  def num_document_shards(self, split: str) -> int:
+    """How many consecutive runs of documents `split` is cut into for preparing in
+    parallel: the documents of shard 0, 1, ... in turn are `documents(split)`."""
+    if split not in self.split_names:
+      raise unknown_split(split, self.split_names)
+    if split == "ood":
+      return 1
+    return max(1, -(-len(self.files(split)) // FILES_PER_SHARD))
+
+  def shard_documents(self, split: str, index: int) -> Iterator[str]:
+    if split == "ood":
+      yield from self.documents(split)
+      return
+    for rel in self.files(split)[index * FILES_PER_SHARD:(index + 1) * FILES_PER_SHARD]:
+      yield _read_text(self.root / rel)
+
   def content_fingerprint(self) -> dict:
     listing = _stdlib_files(str(self.root), self.include_tests)
     sizes = [(f, (self.root / f).stat().st_size) for f in listing]
@@ -174,7 +208,7 @@ class FilesSource:
         yield path.name, f.read().decode("utf-8", errors="replace")
       return
     with opener(path, "rt", encoding="utf-8") as f:
-      for lineno, line in enumerate(f, start=1):
+      for lineno, line in enumerate(_utf8_lines(f, path), start=1):
         if not line.strip():
           continue
         try:
@@ -187,18 +221,32 @@ class FilesSource:
                            f"(has {fields}); set data config 'files.text_field'")
         yield f"{path.name}:{lineno}", row[self.text_field]
 
-  def documents(self, split: str) -> Iterator[str]:
+  def _paths(self, split: str) -> list[pathlib.Path]:
     if split not in self.split_names:
       raise unknown_split(split, self.split_names)
     field, pattern = self.globs["train" if split == "validation" and self.hash_split
                                 else split]
-    for path in _glob(pattern, field):
-      for key, text in self._file_documents(path):
-        if self.hash_split and split in ("train", "validation"):
-          held_out = _hash_fraction(key) < self.validation_fraction
-          if held_out != (split == "validation"):
-            continue
-        yield text
+    return _glob(pattern, field)
+
+  def _split_documents(self, split: str, path: pathlib.Path) -> Iterator[str]:
+    for key, text in self._file_documents(path):
+      if self.hash_split and split in ("train", "validation"):
+        held_out = _hash_fraction(key) < self.validation_fraction
+        if held_out != (split == "validation"):
+          continue
+      yield text
+
+  def documents(self, split: str) -> Iterator[str]:
+    for path in self._paths(split):
+      yield from self._split_documents(split, path)
+
+  def num_document_shards(self, split: str) -> int:
+    """One shard per file of the split's glob (C4 and the like ship in many
+    files), in the order `documents(split)` reads them."""
+    return len(self._paths(split))
+
+  def shard_documents(self, split: str, index: int) -> Iterator[str]:
+    yield from self._split_documents(split, self._paths(split)[index])
 
   def content_fingerprint(self) -> dict:
     listing = {}
