@@ -17,6 +17,15 @@ table of the FLOPs each strategy needs to match the paper design. Knobs:
 import importlib.util
 import pathlib
 
+# What `python -m scaling_jax.main --help` lists for this file (the text after the
+# colon -> what it gives); the values are configs/testbed.py's TRAIN_SETS.
+VARIANTS = {
+    "train=rpj": "replay the RedPajama-trained runs (the default); every variant "
+                 "needs --config.runs.testbed_dir=DIR, the released exp_data/ folder",
+    "train=c4_original": "replay the C4-trained runs",
+    "train=rw_original": "replay the RefinedWeb-trained runs",
+}
+
 
 def _testbed_config(arg: str):
   # The sibling config file, loaded by path: config files are not a package.

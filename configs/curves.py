@@ -22,6 +22,14 @@ Variants after the colon: csv=PATH (the log; same as --config.runs.path).
 """
 from scaling_jax import config_lib
 
+# What `python -m scaling_jax.main --help` lists for this file (the text after the
+# colon -> what it gives); see scaling_jax/config_variants.py.
+VARIANTS = {
+    "csv=PATH": "the .csv or .jsonl log to fit (same as --config.runs.path); "
+                "name the runs with --config.study.fit_runs=a,b and "
+                "--config.study.targets=c",
+}
+
 
 def get_config(arg: str = ""):
   knobs = config_lib.parse_arg(arg, dict(csv=""), "configs/curves.py")

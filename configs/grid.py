@@ -10,7 +10,7 @@ Variants (after the colon, comma-separated `key=value` or bare flags):
            FIT_UNITS (four sizes at M = 20, the smallest at M = 320); the held-out
            TARGET_UNITS (a larger model at M = 20, an over-trained run) each cost
            at least 4x the compute (6 N D) of the largest fit run, as in the paper.
-  smoke    six tiny runs (five to fit, one target) for tests, about 2 minutes.
+  smoke    six tiny runs (five to fit, one target) for tests, about 2 minutes on 2 cores.
   paper    the paper's 104-model testbed for GPU/TPU clusters (see paper_sweep).
   seeds=K  K seeds per unit (default 1).
   advise   the default study, then the run advisor (scaling_jax/advice.py): it

@@ -15,6 +15,14 @@ downstream average with --config.study.downstream=all (46 tasks).
 from scaling_jax import config_lib
 
 TRAIN_SETS = ("c4_original", "rpj", "rw_original")
+# What `python -m scaling_jax.main --help` lists for this file (the text after the
+# colon -> what it gives); see scaling_jax/config_variants.py.
+VARIANTS = {
+    "train=rpj": "fit the RedPajama-trained runs (the default); every variant needs "
+                 "--config.testbed_dir=DIR, the released exp_data/ folder",
+    "train=c4_original": "fit the C4-trained runs",
+    "train=rw_original": "fit the RefinedWeb-trained runs",
+}
 SMALL_SIZES = ("d=96_l=8_h=4", "d=512_l=8_h=4", "d=576_l=24_h=8", "d=1024_l=24_h=8")
 TARGET_PARAMS = {"1.4B": 1_439_795_200, "6.9B": 6_889_410_560}
 

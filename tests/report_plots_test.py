@@ -114,3 +114,35 @@ def test_write_all_writes_every_named_plot(laws, tmp_path):
   written = plots.write_all(study, tmp_path, names=tuple(plots.PLOTS))
   assert sorted(written) == sorted(plots.PLOTS)
   assert all((tmp_path / name).stat().st_size > 1000 for name in written)
+
+
+def test_legends_say_what_the_markers_are_and_the_heatmap_boxes_fit_runs(laws):
+  study = _study(laws, [_row("fit", 1e6, 20.0), _row("held", 3e6, 20.0, used_in_fit=False,
+                                                     used_in_err_fit=False)],
+                 [_row("target", 1e9, 640.0, loss=None, err=None)])
+  fig, ax = plots.plt.subplots()
+  plots.draw_loss_vs_compute(ax, study)
+  labels = [t.get_text() for t in ax.get_legend().get_texts()]
+  assert {"measured, fit run", "measured, held out",
+          "target: predicted, 95% interval"} <= set(labels)
+  fig, ax = plots.plt.subplots()
+  plots.draw_error_vs_loss(ax, study)
+  labels = [t.get_text() for t in ax.get_legend().get_texts()]
+  assert "target: predicted, 95% interval" in labels and "measured, held out" in labels
+  fig, ax = plots.plt.subplots()
+  plots._heatmap(ax, study.predictions, "loss_rel_err", "loss")  # pylint: disable=protected-access
+  boxes = [p for p in ax.patches if isinstance(p, plots.plt.Rectangle)]
+  assert len(boxes) == 1  # the fit run's cell only, not the held-out one
+  assert "boxed = fit runs" in ax.get_title()
+  plots.plt.close("all")
+
+
+def test_a_negative_floor_is_not_subtracted(laws):
+  loss, err = laws
+  negative = dataclasses.replace(loss, result=dataclasses.replace(
+      loss.result, params=np.array([-0.5, 210.0, 370.0, 0.135])))
+  study = _study((negative, err), [_row("fit", 1e6, 20.0)], [])
+  fig, ax = plots.plt.subplots()
+  plots.draw_loss_vs_compute(ax, study)
+  assert "not subtracted" in ax.get_ylabel()
+  plots.plt.close("all")

@@ -13,14 +13,29 @@ Every unit's config is planned, and every dataset prepared and checked against
 the units' token needs, before the first unit starts, so a config error fails
 at once and names the field. Finished units (a final row in their records) are
 skipped, interrupted ones resume from their checkpoints, so running the same
-command again continues a killed sweep. `config.launch.dry_run=True` lists
-the units with N, M, tokens and FLOPs.
+command again continues a killed sweep. A stopped worker (SIGTERM, a SLURM
+preemption) first saves the step it reached (scaling_jax.preemption). A unit
+whose training loss became non-finite is recorded as diverged and counts as
+finished: the sweep goes on, and the fit leaves it out (runs/table.py).
+`config.launch.dry_run=True` lists the units with N, M, tokens and FLOPs.
+
+Several launchers on one workdir share the work safely: each unit trains under
+a lock on its directory (launch/unit_lock.py), held by the process training it.
+A launcher skips a unit whose lock is held, saying which unit and lock file in
+one line, and trains the rest. At the end, a skipped unit that is still not
+finished is reported as being trained by another launcher (its lock still held)
+rather than as a failure, or, when that launcher stopped before finishing it,
+as resumable; either way this launcher raises instead of returning, so a study
+never fits a sweep that is still training. Run the same command again once the
+other launcher finishes: it trains what is left, then fits.
 """
 from __future__ import annotations
 
 import os
+import sys
 
 from scaling_jax.launch import options
+from scaling_jax.launch import unit_lock
 from scaling_jax.launch.units import WorkUnit, build_units, format_table  # noqa: F401
 
 
@@ -47,6 +62,12 @@ def run(config, workdir: str) -> list[WorkUnit]:
   options.check_launch_config(launch_cfg)
   workdir = os.path.abspath(os.fspath(workdir))
   units = build_units(config, workdir)
+  # A unit that joins a multi-process job sees devices no launcher can count.
+  multi_process = any(u.config.distributed.initialize for u in units)
+  # devices imports the worker module: imported here, not at the top, so that
+  # `python -m scaling_jax.launch.worker` does not find its own module preloaded.
+  from scaling_jax.launch import devices  # pylint: disable=g-import-not-at-top
+  units_lib.check_devices(units, None if multi_process else devices.unit_devices(launch_cfg))
   if launch_cfg.dry_run:
     # The files the workers would read, so a user can check what each unit trains
     # with before paying for it.
@@ -56,13 +77,47 @@ def run(config, workdir: str) -> list[WorkUnit]:
     print(units_lib.format_differences(units))
     print(f"wrote each unit's resolved config to {workdir}/runs/<unit>/"
           f"{units_lib.UNIT_CONFIG_FILENAME}; nothing trained (dry run)")
+    unset = units_lib.unset_data_paths(units)
+    if unset:
+      print("before training, set the data these units read:\n  " + "\n  ".join(unset))
     return units
   units_lib.validate_data(units)
   todo = [u for u in units if not u.finished()]
-  progress = progress_lib.Progress(units, every_s=launch_cfg.progress_every_s)
+  busy = [u for u in todo if unit_lock.is_held(u.workdir)]
+  for unit in busy:
+    print(f"skipping {unit_lock.UnitBusy(unit.workdir)}", file=sys.stderr, flush=True)
+  todo = [u for u in todo if u not in busy]
+  parallel = 1 if launch_cfg.backend == "inline" else launch_cfg.max_parallel
+  progress = progress_lib.Progress(units, every_s=launch_cfg.progress_every_s,
+                                   parallel=parallel, elsewhere=busy)
+  from scaling_jax.launch import probe  # pylint: disable=g-import-not-at-top
+  probe.announce(todo, launch_cfg, parallel, progress=progress)
   failures = _train(todo, launch_cfg, progress, workdir) if todo else {}
-  if failures:
-    lines = "\n".join(f"  {name}: {error}" for name, error in failures.items())
-    # Each line says whether running again resumes that unit or needs a fix first.
-    raise RuntimeError(f"{len(failures)} of {len(todo)} units did not finish:\n{lines}")
+  failures.update(_skipped_reasons(busy))
+  _raise_unfinished(failures, units)
   return units
+
+
+def _skipped_reasons(busy) -> dict[str, str]:
+  from scaling_jax.launch import local  # pylint: disable=g-import-not-at-top
+  from scaling_jax.launch import worker  # pylint: disable=g-import-not-at-top
+  reasons = {u.name: local.unfinished_reason(u, worker.BUSY_EXIT) for u in busy}
+  return {name: reason for name, reason in reasons.items() if reason}
+
+
+def _raise_unfinished(failures: dict[str, str], units) -> None:
+  """Raises when a unit is unfinished: those another launcher still trains apart,
+  the rest with why each did not finish and whether running again resumes it."""
+  if not failures:
+    return
+  workdirs = {u.name: u.workdir for u in units}
+  elsewhere = [n for n in failures if unit_lock.is_held(workdirs[n])]
+  lines = [f"  {name}: {error}" for name, error in failures.items()
+           if name not in elsewhere]
+  parts = [f"{len(lines)} of {len(units)} units did not finish:"] + lines if lines else []
+  if elsewhere:
+    parts.append(f"{len(elsewhere)} of {len(units)} units are being trained by another "
+                 f"launcher (their lock is held), so this one stops here rather than "
+                 f"use them unfinished; run the same command again once it finishes:")
+    parts += [f"  {name}: {unit_lock.lock_path(workdirs[name])}" for name in elsewhere]
+  raise RuntimeError("\n".join(parts))

@@ -19,6 +19,9 @@ def default_launch_config() -> ml_collections.ConfigDict:
       cpu_devices_per_unit=1,  # XLA host devices of each unit process on CPU
       gpus_per_unit=0,  # 0: the visible GPUs split evenly over max_parallel
       progress_every_s=30.0,  # seconds between progress lines on stderr
+      # print the sweep's expected wall time before training, from a probe of this
+      # machine that costs seconds (launch/probe.py; CPU, local and inline only)
+      estimate=True,
       python="",  # interpreter for the workers; '' -> this one
       slurm=dict(
           cluster="",  # '' -> SLURM; 'local' or 'debug' run submitit locally

@@ -44,7 +44,7 @@ def _color_of(colors, multiplier):
 
 
 def _draw_interval(ax, x, value, lo, hi, *, marker, color, ms, zorder=3, mfc=None,
-                   mec=None) -> None:
+                   mec=None, label=None) -> None:
   """The interval [lo, hi] as a capped bar at x, and the value as a marker.
 
   Drawn apart rather than with errorbar: a bootstrap percentile interval need not
@@ -57,12 +57,23 @@ def _draw_interval(ax, x, value, lo, hi, *, marker, color, ms, zorder=3, mfc=Non
     ax.plot([x, x], [lo, hi], ls="none", marker="_", ms=6, color=color, zorder=zorder)
   if np.isfinite([x, value]).all():
     ax.plot([x], [value], ls="none", marker=marker, ms=ms, color=color, mfc=mfc,
-            mec=mec, zorder=zorder + 1)
+            mec=mec, zorder=zorder + 1, label=label)
 
 
 def _legend(ax, **kwargs) -> None:
-  if ax.get_legend_handles_labels()[0]:  # an empty legend only draws a warning
-    ax.legend(**kwargs)
+  if kwargs.get("handles") or ax.get_legend_handles_labels()[0]:
+    ax.legend(**kwargs)  # an empty legend only draws a warning
+
+
+def _marker_key(level: float, color="gray") -> list:
+  """Legend entries for what the markers mean, drawn apart from the data."""
+  from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top
+  return [Line2D([], [], ls="none", marker="o", color=color, mec="black",
+                 label="measured, fit run"),
+          Line2D([], [], ls="none", marker="o", mfc="none", mec=color,
+                 label="measured, held out"),
+          Line2D([], [], marker="*", ms=10, color=color, mec="black",
+                 label=f"target: predicted, {level:.0%} interval")]
 
 
 def save_figure(fig, path) -> None:
@@ -75,7 +86,10 @@ def draw_loss_vs_compute(ax, study: fitting.StudyFit) -> None:
   """Figure 1 (left) of the paper on `ax`: reducible loss against compute, per M."""
   preds = [p for p in study.predictions if np.isfinite(_number(p["loss"]))]
   e = _number(study.loss.result.named_params["E"])
-  e = e if np.isfinite(e) else 0.0  # no floor to subtract: plot the loss itself
+  # No usable floor (none, or a negative one, which would put L - E above the loss
+  # itself): plot the loss itself and say so on the axis.
+  subtract = bool(np.isfinite(e) and e > 0)
+  e = e if subtract else 0.0
   colors = _multiplier_colors([p["M"] for p in preds + study.targets])
   c_all = [c for c in (_number(p["flops"]) for p in preds + study.targets) if c > 0]
   if c_all:
@@ -93,10 +107,12 @@ def draw_loss_vs_compute(ax, study: fitting.StudyFit) -> None:
     _draw_interval(ax, t["flops"], _number(t["loss_pred"]) - e, _number(t["loss_lo"]) - e,
                    _number(t["loss_hi"]) - e, marker="*", ms=12,
                    color=_color_of(colors, t["M"]), mec="black")
-  ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)",
-         ylabel=f"reducible loss L - E ({study.val_set})",
-         title="Eq. 4 fit: filled = fit runs, hollow = held out, * = targets")
-  _legend(ax, fontsize=7, ncol=2)
+  ylabel = (f"reducible loss L - E ({study.val_set})" if subtract else
+            f"loss L ({study.val_set}; fitted E <= 0 is unphysical, not subtracted)")
+  ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)", ylabel=ylabel,
+         title="Eq. 4 fit, one line per token multiplier M")
+  _legend(ax, handles=ax.get_legend_handles_labels()[0] + _marker_key(study.level),
+          fontsize=7, ncol=2)
 
 
 def plot_loss_vs_compute(study: fitting.StudyFit, path) -> None:
@@ -123,12 +139,13 @@ def draw_error_vs_loss(ax, study: fitting.StudyFit) -> None:
   err = np.array([_number(p["err"]) for p in preds])
   if preds:
     ax.scatter(loss[~used], err[~used], s=20, facecolors="none", edgecolors="gray",
-               label="held out")
+               label="measured, held out")
     ax.scatter(loss[used], err[used], s=28, color="tab:orange", edgecolors="black",
-               label="fit runs")
-  for t in study.targets:
+               label="measured, fit run")
+  for i, t in enumerate(study.targets):
     _draw_interval(ax, t["loss_pred"], t.get("err_pred"), t.get("err_lo"), t.get("err_hi"),
-                   marker="*", ms=12, color="tab:red", mec="black")
+                   marker="*", ms=12, color="tab:red", mec="black",
+                   label=None if i else f"target: predicted, {study.level:.0%} interval")
   ax.set(xlabel=f"loss ({study.val_set})", ylabel=f"average top-1 error ({len(study.tasks)} tasks)",
          title="Eq. 5: error from loss")
   _legend(ax, fontsize=8)
@@ -154,6 +171,8 @@ def figure_1(study: fitting.StudyFit):
 
 
 def _heatmap(ax, preds, column, title):
+  used_key = "used_in_fit" if column.startswith("loss") else "used_in_err_fit"
+  fit_cells = {(_number(p["N"]), _number(p["M"])) for p in preds if p.get(used_key)}
   cells = [(_number(p["N"]), _number(p["M"]), 100 * _number(p.get(column))) for p in preds]
   cells = [c for c in cells if np.isfinite(c).all()]
   ax.set(xlabel="token multiplier M", ylabel="parameters N", title=title)
@@ -172,6 +191,11 @@ def _heatmap(ax, preds, column, title):
         dark = grid[i, j] > 0.6 * np.nanmax(grid)  # white on the darkest cells
         ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
                 color="white" if dark else "black")
+      if (ns[i], ms[j]) in fit_cells:  # a fit run: its error is in-sample, not a test
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.5,
+                                   ec="black"))
+  ax.set_title(f"{title}\nboxed = fit runs (in-sample), unboxed = held out",
+               fontsize=9)
   ax.set(xticks=range(len(ms)), xticklabels=[f"{m:g}" for m in ms], yticks=range(len(ns)),
          yticklabels=[summary.format_count(n) for n in ns])
   plt.colorbar(image, ax=ax, label="relative error (%)")

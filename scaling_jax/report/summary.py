@@ -8,6 +8,7 @@ predictions.csv; nothing is computed here that those files could contradict.
 from __future__ import annotations
 
 from scaling_jax import fitting
+from scaling_jax.report import caveats as caveats_lib
 
 
 def format_count(n: float) -> str:
@@ -166,6 +167,13 @@ def _notes_section(study: fitting.StudyFit) -> list[str]:
   return ["## Warnings", "", *[f"- **{note}**" for note in study.notes], ""]
 
 
+def _caveats_section(study: fitting.StudyFit) -> list[str]:
+  found = caveats_lib.caveats(study)
+  if not found:
+    return []
+  return ["## Read with care", "", *[f"- {sentence}." for sentence in found], ""]
+
+
 def render(study: fitting.StudyFit, context: dict, extra: list[str] = ()) -> str:
   """The markdown of summary.md. `context`: workdir, source, num_runs, num_rows,
   unfinished (run names), train_seconds, fit_seconds, reused_fit (any may be missing).
@@ -176,6 +184,7 @@ def render(study: fitting.StudyFit, context: dict, extra: list[str] = ()) -> str
     lines += [f"Runs: {context['source']}.", ""]
   lines += [_cost_line(context), ""]
   lines += _notes_section(study)
+  lines += _caveats_section(study)
   lines += _targets_section(study)
   lines += ["## Laws", ""]
   lines += _law_section("Loss (Eq. 4)", study.loss, study.level)
@@ -197,6 +206,10 @@ def console_lines(study: fitting.StudyFit) -> list[str]:
   """A few lines for the console: warnings, both laws with intervals, the targets."""
   pct = f"{study.level:.0%}"
   lines = [f"WARNING: {note}" for note in study.notes]
+  found = caveats_lib.caveats(study)
+  if found:
+    lines.append(f"{len(found)} number(s) to read with care: see 'Read with care' in "
+                 f"summary.md")
   for label, law_fit in (("loss", study.loss), ("error", study.error)):
     if law_fit is None:
       continue
