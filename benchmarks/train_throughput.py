@@ -6,6 +6,13 @@ r"""Training throughput: tokens/s and achieved GFLOP/s of the jitted train step.
 
 FLOPs per token are model.flops_per_token (6 N + 12 L T D). Compile time is
 reported apart and excluded from the rate; random tokens stand in for data.
+MFU (model-FLOPs utilisation) divides the achieved FLOP/s by the device's dense
+peak for the compute dtype: --peak_tflops, else the table below by device kind
+(NVIDIA's dense, no-sparsity figures); left blank where neither knows the peak.
+
+  # issue 13's GPU figures (one H100 or H200):
+  python benchmarks/train_throughput.py --models=openlm-154m,openlm-411m,openlm-1b \
+      --seq_len=2048 --batch=8 --dtype=bfloat16 --steps=10
 """
 import time
 
@@ -27,6 +34,23 @@ _BATCH = flags.DEFINE_integer("batch", 16, "Global batch (sequences).")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps after warm-up.")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
                            "Compute dtype.")
+_PEAK = flags.DEFINE_float("peak_tflops", 0.0, "Dense peak TFLOP/s of one device for "
+                           "the compute dtype; 0 = look up the device kind.")
+
+# Dense (no sparsity) peak TFLOP/s by device kind and dtype, from NVIDIA's data
+# sheets (SXM parts); the H200 has the H100's compute with more, faster memory.
+PEAK_TFLOPS = {("H100", "bfloat16"): 989.0, ("H100", "float32"): 67.0,
+               ("H200", "bfloat16"): 989.0, ("H200", "float32"): 67.0}
+
+
+def peak_tflops() -> float | None:
+  if _PEAK.value:
+    return _PEAK.value
+  kind = jax.devices()[0].device_kind
+  for (name, dtype), peak in PEAK_TFLOPS.items():
+    if name in kind and dtype == _DTYPE.value:
+      return peak * jax.device_count()
+  return None
 
 
 def _optim_config():
@@ -64,13 +88,15 @@ def bench(name: str) -> dict:
 
 def main(argv):
   del argv
-  print(f"devices: {jax.devices()}")
-  print(f"{'model':<12}{'N':>12}{'seq':>6}{'compile s':>11}{'tokens/s':>12}"
-        f"{'GFLOP/s':>10}")
+  peak = peak_tflops()
+  print(f"devices: {jax.devices()}; peak {peak or '?'} TFLOP/s ({_DTYPE.value})")
+  print(f"{'model':<12}{'N':>14}{'seq':>6}{'compile s':>11}{'tokens/s':>12}"
+        f"{'GFLOP/s':>10}{'MFU':>7}")
   for name in _MODELS.value:
     r = bench(name)
-    print(f"{r['model']:<12}{r['N']:>12,}{r['seq_len']:>6}{r['compile_s']:>11.1f}"
-          f"{r['tokens_per_s']:>12,.0f}{r['gflops']:>10.1f}", flush=True)
+    mfu = f"{r['gflops'] / (1e3 * peak):.1%}" if peak else "n/a"
+    print(f"{r['model']:<12}{r['N']:>14,}{r['seq_len']:>6}{r['compile_s']:>11.1f}"
+          f"{r['tokens_per_s']:>12,.0f}{r['gflops']:>10.1f}{mfu:>7}", flush=True)
 
 
 if __name__ == "__main__":
