@@ -4,7 +4,7 @@ A source that can be read in parts (`num_document_shards`, `shard_documents`: th
 embedded corpus in runs of files, a files source one file per part, as C4, RedPajama
 and RefinedWeb ship) has each part read and tokenised by a worker, which sends back
 the part's documents packed back to back with their eos. The parent appends the
-parts in source order through packing's one ShardWriter, so the shards, document
+parts in source order through the one ShardWriter (shards.py), so the shards, document
 starts and metadata are byte for byte those of a one-process preparation whatever
 the number of workers, and no reader can tell how a dataset was prepared. Sources
 read in one piece (TFDS, seqio) are read by the parent and only tokenised by the
@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from scaling_jax.data import config as config_lib
-from scaling_jax.data import packing
+from scaling_jax.data import shards
 from scaling_jax.data import source_registry
 from scaling_jax.data import tokenization
 
@@ -56,7 +56,7 @@ def _pack(texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
   tokenizer, dtype = _worker["tokenizer"], _worker["dtype"]
   eos = np.array([tokenizer.eos_id], dtype)
   pieces, lengths = [], []
-  for batch in packing.batched(texts, packing.ENCODE_BATCH):
+  for batch in shards.batched(texts, shards.ENCODE_BATCH):
     for ids in tokenizer.encode_batch(batch):
       pieces += [np.asarray(ids).astype(dtype, copy=False), eos]
       lengths.append(len(ids) + 1)
@@ -92,11 +92,11 @@ def _pack_split(pool, workers: int, source, split: str, dtype: np.dtype,
   if hasattr(source, "shard_documents"):
     fn, items = _pack_shard, [(split, i) for i in range(source.num_document_shards(split))]
   else:
-    fn, items = _pack, packing.batched(source.documents(split), TEXTS_PER_TASK)
-  writer = packing.ShardWriter(out_dir, split, dtype, shard_tokens)
+    fn, items = _pack, shards.batched(source.documents(split), TEXTS_PER_TASK)
+  writer = shards.ShardWriter(out_dir, split, dtype, shard_tokens)
   for stream, lengths in _in_order(pool, fn, items, max_pending=workers + 1):
     writer.add_packed(stream, lengths)
-  return packing.close_split(writer, source, split)
+  return shards.close_split(writer, source, split)
 
 
 def resolve_workers(prepare_workers: int) -> int:
@@ -114,7 +114,7 @@ def pack_splits(cfg, source, tokenizer, out_dir: pathlib.Path,
   `workers` processes (default: the config's `prepare_workers`); 1 tokenises in
   this process. `tokenizer`'s files must already be in `out_dir`."""
   workers = resolve_workers(cfg.prepare_workers if workers is None else workers)
-  dtype = packing.token_dtype(tokenizer)
+  dtype = shards.token_dtype(tokenizer)
   init_args = (cfg.to_dict(), tokenizer.spec(), str(out_dir), dtype.name)
   if workers == 1:
     _init_worker(*init_args)
