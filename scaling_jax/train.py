@@ -166,18 +166,33 @@ class _Reporter:
     self.train_log.append(dict(step=step, tokens=self.plan.tokens_at(step),
                                wall_time=now, **metrics, tokens_per_s=tok_s))
 
-  def eval_row(self, step: int, values: dict) -> dict:
+  def _row(self, step: int, **fields) -> dict:
+    """A runs-table row at `step`, appended to records.jsonl (process 0)."""
     tokens = self.plan.tokens_at(step)
     row = dict(self.base, step=step, tokens=tokens,
-               flops=runs_table.training_flops(self.base["N"], tokens),
-               final=step == self.plan.steps, **values)
+               flops=runs_table.training_flops(self.base["N"], tokens), **fields)
     if self.enabled:
       runs_table.append_rows(self.records_path, [row])
+    return row
+
+  def eval_row(self, step: int, values: dict) -> dict:
+    row = self._row(step, final=step == self.plan.steps, **values)
+    if self.enabled:
       written = self.tb.scalars(step, values)
       if row["final"]:
         self.tb.hparams(step, self.hparams, metric_tags=written)
       logging.info("eval step %d: %s", step, values)
     return row
+
+  def diverged_row(self, step: int) -> dict:
+    """The run's last row: diverged at `step`, with no metrics (see runs/table.py).
+
+    Final, so the unit counts as finished and no launch retrains it; the fit
+    leaves the run out and says so.
+    """
+    logging.warning("run %s diverged: non-finite loss at step %d; recorded as "
+                    "diverged and stopped", self.base["run"], step)
+    return self._row(step, final=True, diverged=True)
 
   def close(self):
     for log in (self.tb, self.train_log):
@@ -212,23 +227,6 @@ def _evaluate(program, evaluators, state) -> dict:
   for evaluator in evaluators:
     values.update(dict(evaluator.evaluate(logits_fn)))
   return values
-
-
-def _record_divergence(reporter, step: int) -> dict:
-  """The run's last row: diverged at `step`, with no metrics (see runs/table.py).
-
-  Final, so the unit counts as finished and no launch retrains it; the fit
-  leaves the run out and says so.
-  """
-  tokens = reporter.plan.tokens_at(step)
-  row = dict(reporter.base, step=step, tokens=tokens,
-             flops=runs_table.training_flops(reporter.base["N"], tokens),
-             final=True, diverged=True)
-  logging.warning("run %s diverged: non-finite loss at step %d; recorded as "
-                  "diverged and stopped", reporter.base["run"], step)
-  if reporter.enabled:
-    runs_table.append_rows(reporter.records_path, [row])
-  return row
 
 
 def train_run(config, workdir: str) -> list[dict]:
@@ -297,7 +295,7 @@ def train_run(config, workdir: str) -> list[dict]:
       if pending is not None:
         reporter.train_metrics(*pending)
       if diverged_at is not None:
-        rows.append(_record_divergence(reporter, diverged_at))
+        rows.append(reporter.diverged_row(diverged_at))
     finally:
       ckpt.close()
       reporter.close()

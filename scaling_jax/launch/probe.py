@@ -224,15 +224,14 @@ def announce(todo, launch_cfg, parallel: int, stream=None,
   if skip_reason(launch_cfg, todo):
     return None
 
-  def emit(text: str) -> None:  # the form of the progress lines around it
-    print(f"[sweep {time.strftime('%H:%M:%S')}] {text}", file=stream, flush=True)
-
   shapes = shapes_of(todo)
+  probed = shapes_to_probe(shapes)
   started = time.time()
   try:
-    timings = measure(shapes_to_probe(shapes), launch_cfg)
+    timings = measure(probed, launch_cfg)
   except (RuntimeError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
-    emit(f"no wall-time estimate: the start-up probe failed ({e}); training anyway")
+    progress_lib.emit_line(stream, f"no wall-time estimate: the start-up probe failed "
+                           f"({e}); training anyway")
     return None
   clocks = unit_clocks(todo, shapes, timings, launch_cfg.backend)
   seconds = eta_lib.expected_seconds(clocks, parallel)
@@ -240,9 +239,10 @@ def announce(todo, launch_cfg, parallel: int, stream=None,
     progress.expect(clocks)
   _keep(todo, timings, clocks)
   flops = sum(u.flops for u in todo)
-  emit(f"expected wall time ~{progress_lib._duration(seconds)} for {len(todo)} units "  # pylint: disable=protected-access
-       f"({flops:.3g} FLOPs) on this machine (probe: {len(shapes_to_probe(shapes))} "
-       f"of {len(shapes)} shapes, {time.time() - started:.0f}s)")
+  progress_lib.emit_line(
+      stream, f"expected wall time ~{progress_lib.format_duration(seconds)} for "
+      f"{len(todo)} units ({flops:.3g} FLOPs) on this machine (probe: {len(probed)} "
+      f"of {len(shapes)} shapes, {time.time() - started:.0f}s)")
   return seconds
 
 

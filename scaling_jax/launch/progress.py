@@ -19,7 +19,12 @@ from scaling_jax.launch import eta as eta_lib
 from scaling_jax.runs import table as runs_table
 
 
-def _duration(seconds: float) -> str:
+def emit_line(stream, text: str) -> None:
+  """One sweep line, `[sweep HH:MM:SS] text`, flushed (the launcher's and probe's)."""
+  print(f"[sweep {time.strftime('%H:%M:%S')}] {text}", file=stream, flush=True)
+
+
+def format_duration(seconds: float) -> str:
   seconds = int(max(seconds, 0))
   h, rest = divmod(seconds, 3600)
   m, s = divmod(rest, 60)
@@ -78,8 +83,7 @@ class Progress:
                f" done")
 
   def _emit(self, text: str) -> None:
-    print(f"[sweep {time.strftime('%H:%M:%S')}] {text}", file=self.stream,
-          flush=True)
+    emit_line(self.stream, text)
 
   def expect(self, expectations) -> None:
     """Takes the start-up probe's expected fixed cost and FLOP rate per unit
@@ -112,11 +116,11 @@ class Progress:
     done = self._measure()
     elapsed = time.time() - self._t0
     left = eta_lib.seconds_left(list(self.clocks.values()), time.time(), self.parallel)
-    eta = "?" if left is None else _duration(left)
+    eta = "?" if left is None else format_duration(left)
     finished = sum(u.finished() for u in self.units)
     return (f"{finished}/{len(self.units)} units finished, {len(self.running)} "
             f"running | {done:.3g}/{self.total:.3g} FLOPs "
-            f"({done / max(self.total, 1):.0%}) | elapsed {_duration(elapsed)}"
+            f"({done / max(self.total, 1):.0%}) | elapsed {format_duration(elapsed)}"
             f" | ETA {eta}")
 
   def started(self, unit) -> None:
@@ -137,7 +141,7 @@ class Progress:
       if ok:
         clock.tokens_done = clock.tokens
     state = "finished" if ok else "FAILED"
-    self._emit(f"{state} {unit.name} after {_duration(time.time() - t)}"
+    self._emit(f"{state} {unit.name} after {format_duration(time.time() - t)}"
                f"{': ' + detail if detail else ''} | {self.summary()}")
 
   def skipped(self, unit, detail: str) -> None:
