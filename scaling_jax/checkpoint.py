@@ -94,7 +94,13 @@ class Checkpointer:
     watch; scaling_jax.preemption stops those)."""
     return self._manager.reached_preemption(step)
 
-  def close(self) -> None:
-    """Waits for pending saves to be committed, then releases the manager."""
-    self._manager.wait_until_finished()
-    self._manager.close()
+  def close(self, wait: bool = True) -> None:
+    """Waits for pending saves to be committed, then releases the manager.
+
+    `wait=False` abandons the manager instead, with any save in flight (left as
+    a temporary directory that restore ignores): for a run interrupted at an
+    arbitrary point, where orbax's own state may be half updated.
+    """
+    if wait:
+      self._manager.wait_until_finished()
+      self._manager.close()

@@ -9,7 +9,12 @@ request while a loop runs inside `honoured()`; the loop (train.train_run) sees
 leaving `honoured()` runs the request's deferred action (submitit's requeue).
 Outside a train loop (start-up, compilation, between units) there is no step to
 save and a request acts at once, as the signal always did; so does a second
-signal while one is pending (a loop stuck in a long evaluation).
+signal while one is pending (a loop stuck in a long evaluation), unless it comes
+within DUPLICATE_WINDOW_S of the first: one stop often arrives as two signals
+(Linux sends a parent-death signal each time the child is reparented, once to
+another thread of a dying multi-threaded launcher and once more to init; a
+scheduler may signal both the process group and the process), and acting on the
+echo would interrupt the very save the first one asked for.
 
 In a multi-process run one process cannot stop alone without hanging the
 others' collectives: there a request acts at once too, and the coordinated stop
@@ -19,6 +24,7 @@ which jax.distributed raises on every process when any of them gets SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Callable, Optional
 
 import jax
@@ -37,8 +43,11 @@ class Stopped(KeyboardInterrupt):
     self.step = step
 
 
+DUPLICATE_WINDOW_S = 5.0  # a second signal sooner than this is the same stop
+
 _loops_running = 0
 _pending: list[Action] = []  # at most one request: its deferred action
+_pending_since = 0.0  # when that request came (the handler's clock)
 
 
 def _act(action: Action) -> None:
@@ -47,18 +56,23 @@ def _act(action: Action) -> None:
   action()
 
 
-def handler(action: Action = None):
+def handler(action: Action = None, clock: Callable[[], float] = time.monotonic):
   """A signal handler that defers `action` to the running train loop's next step.
 
   `action` (default: raise KeyboardInterrupt) runs at once when no loop runs,
-  the run spans several processes, or a request is already pending.
+  the run spans several processes, or a request has been pending for
+  DUPLICATE_WINDOW_S or more; a signal sooner after a pending one is ignored.
   """
 
   def on_signal(signum, frame):
+    global _pending_since
     del signum, frame
-    if _loops_running and not _pending and jax.process_count() == 1:
+    if not _loops_running or jax.process_count() != 1:
+      _act(action)
+    elif not _pending:
       _pending.append(action)
-    else:
+      _pending_since = clock()
+    elif clock() - _pending_since >= DUPLICATE_WINDOW_S:
       _act(action)
 
   return on_signal

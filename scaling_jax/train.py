@@ -261,6 +261,7 @@ def train_run(config, workdir: str) -> list[dict]:
   logging.info("run %s: N=%d, %d steps of %d tokens, starting at step %d",
                reporter.base["run"], plan.num_params, plan.steps,
                plan.tokens_per_step, step)
+  interrupted = False
   with preemption.honoured():
     try:
       while step < stop:
@@ -296,7 +297,13 @@ def train_run(config, workdir: str) -> list[dict]:
         reporter.train_metrics(*pending)
       if diverged_at is not None:
         rows.append(reporter.diverged_row(diverged_at))
+    except KeyboardInterrupt as e:
+      # A stop that did not wait for its step (Ctrl-C, a second signal) may have
+      # struck inside orbax's save, whose wait could then never return; that
+      # save is lost either way, and the last committed one stands.
+      interrupted = not isinstance(e, preemption.Stopped)
+      raise
     finally:
-      ckpt.close()
+      ckpt.close(wait=not interrupted)
       reporter.close()
   return rows

@@ -126,18 +126,62 @@ def test_stopped_worker_saves_its_step_and_resumes_to_the_same_losses(
 
 
 def test_a_request_is_deferred_only_inside_a_loop_and_only_once():
-  acted = []
-  on_signal = preemption.handler(lambda: acted.append("requeue"))
+  acted, now = [], [100.0]
+  on_signal = preemption.handler(lambda: acted.append("requeue"), clock=lambda: now[0])
   on_signal(signal.SIGUSR2, None)  # no loop runs: nothing to save, act now
   assert acted == ["requeue"]
   with pytest.raises(preemption.Stopped):
     with preemption.honoured():
       on_signal(signal.SIGUSR2, None)
       assert acted == ["requeue"] and preemption.requested()
-      on_signal(signal.SIGUSR2, None)  # a second signal does not wait
+      # The same stop's echo (a parent-death signal sent once per reparenting):
+      # acting on it would interrupt the save the first signal asked for.
+      now[0] += preemption.DUPLICATE_WINDOW_S * 0.9
+      on_signal(signal.SIGUSR2, None)
+      assert acted == ["requeue"] and preemption.requested()
+      now[0] += preemption.DUPLICATE_WINDOW_S * 0.2  # a stop that is not coming
+      on_signal(signal.SIGUSR2, None)  # asked again: this one does not wait
       assert acted == ["requeue"] * 2
       raise preemption.Stopped(3)  # what the loop raises once its step is saved
   assert acted == ["requeue"] * 3 and not preemption.requested()
+
+
+def test_the_window_counts_from_the_pending_request_of_this_loop():
+  now = [0.0]
+  on_signal = preemption.handler(clock=lambda: now[0])
+  with pytest.raises(preemption.Stopped):
+    with preemption.honoured():
+      on_signal(signal.SIGTERM, None)
+      raise preemption.Stopped(1)
+  now[0] += 1.0  # a new loop's first request is deferred, however soon it comes
+  with pytest.raises(preemption.Stopped):
+    with preemption.honoured():
+      on_signal(signal.SIGTERM, None)
+      assert preemption.requested()
+      raise preemption.Stopped(2)
+
+
+_LINGERING_THREAD_WORKER = textwrap.dedent("""
+    import sys, threading
+    from scaling_jax.launch import worker
+
+    def train_units(run_dirs):
+      # What an interrupted orbax save can leave: a thread that never ends.
+      threading.Thread(target=threading.Event().wait).start()
+      raise KeyboardInterrupt
+
+    worker.train_units = train_units
+    worker.main(["worker", "unused_dir"])
+""")
+
+
+def test_an_interrupted_worker_exits_though_a_thread_lingers(tmp_path):
+  script = tmp_path / "lingering.py"
+  script.write_text(_LINGERING_THREAD_WORKER)
+  done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                        timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+  assert done.returncode == worker.INTERRUPTED_EXIT, done.stderr
+  assert "interrupted; the unit resumes from its last checkpoint" in done.stderr
 
 
 def test_without_an_action_a_request_interrupts():
@@ -156,3 +200,31 @@ def test_without_an_action_a_request_interrupts():
       on_signal(signal.SIGTERM, None)
       raise ValueError("bug")
   assert not preemption.requested()
+
+
+def test_an_interrupt_in_a_save_abandons_it_and_the_run_resumes(
+    tmp_path, data_cache, monkeypatch):
+  """Ctrl-C (or a second signal) inside orbax's save must not wait on that save,
+  which may never finish; the next run resumes from a committed checkpoint."""
+  closed_with, real_save = [], checkpoint.Checkpointer.maybe_save
+  real_close = checkpoint.Checkpointer.close
+
+  def save_then_interrupt(self, step, state, force=False):
+    started = real_save(self, step, state, force)
+    if step == 30:
+      raise KeyboardInterrupt  # as if it struck inside orbax, the save begun
+    return started
+
+  def recording_close(self, wait=True):
+    closed_with.append(wait)
+    real_close(self, wait)
+
+  monkeypatch.setattr(checkpoint.Checkpointer, "maybe_save", save_then_interrupt)
+  monkeypatch.setattr(checkpoint.Checkpointer, "close", recording_close)
+  config = small_config(data_cache, tokens_per_param=0.3, checkpoint_every_tokens=10 * 256)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_run(config, str(tmp_path))
+  assert closed_with == [False]
+  monkeypatch.setattr(checkpoint.Checkpointer, "maybe_save", real_save)
+  rows = train.train_run(config, str(tmp_path))
+  assert closed_with == [False, True] and rows and rows[-1]["final"]

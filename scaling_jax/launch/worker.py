@@ -127,13 +127,25 @@ def main(argv) -> None:
   try:
     busy = train_units(argv[1:])
   except preemption.Stopped as e:
-    print(f"{e}; the unit resumes from there", file=sys.stderr)
-    sys.exit(INTERRUPTED_EXIT)
+    _exit_now(f"{e}; the unit resumes from there")
   except KeyboardInterrupt:
-    print("interrupted; the unit resumes from its last checkpoint", file=sys.stderr)
-    sys.exit(INTERRUPTED_EXIT)
+    _exit_now("interrupted; the unit resumes from its last checkpoint")
   if busy:
     sys.exit(BUSY_EXIT)
+
+
+def _exit_now(message: str) -> None:
+  """Exits with INTERRUPTED_EXIT without waiting for other threads.
+
+  Python's normal exit joins every non-daemon thread, and a save abandoned by an
+  interrupt can leave one of orbax's waiting forever; a worker whose launcher
+  died would then never exit. What the unit keeps is on disk by now: committed
+  checkpoints and the runs table, both written so that a kill cannot tear them.
+  """
+  print(message, file=sys.stderr)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(INTERRUPTED_EXIT)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":
