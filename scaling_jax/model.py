@@ -275,7 +275,14 @@ def rematerialised(fn, remat: str):
 def _init(rngs, shape, fan_in, axes, scale=1.0):
   std = scale / math.sqrt(fan_in)
   value = std * jax.random.truncated_normal(rngs.params(), -2.0, 2.0, shape)
-  return nnx.Param(value.astype(jnp.float32), logical_axes=axes)
+  return _param(value.astype(jnp.float32), axes)
+
+
+def _param(value, axes) -> nnx.Param:
+  # Flax's partitioning metadata names the logical axes; sharding.py maps them to
+  # the mesh. Not eagerly sharded: the model is also built with no mesh (shapes
+  # only, one device), and a Program places the parameters by its jit shardings.
+  return nnx.Param(value, out_sharding=axes, eager_sharding=False)
 
 
 class Transformer(nnx.Module):
@@ -287,15 +294,15 @@ class Transformer(nnx.Module):
                         cfg.mlp_hidden, cfg.vocab_size)
     out_scale = 1.0 / math.sqrt(2 * l)  # keeps the residual stream's scale flat
     self.embed = _init(rngs, (v, d), d, ("vocab", "embed"))
-    self.attn_norm = nnx.Param(jnp.ones((l, d)), logical_axes=("layers", "norm"))
+    self.attn_norm = _param(jnp.ones((l, d)), ("layers", "norm"))
     self.qkv = _init(rngs, (l, d, 3, n, h), d,
                      ("layers", "embed", None, "heads", "head_dim"))
     self.attn_out = _init(rngs, (l, n, h, d), d,
                           ("layers", "heads", "head_dim", "embed"), out_scale)
-    self.mlp_norm = nnx.Param(jnp.ones((l, d)), logical_axes=("layers", "norm"))
+    self.mlp_norm = _param(jnp.ones((l, d)), ("layers", "norm"))
     self.gate_up = _init(rngs, (l, d, 2, f), d, ("layers", "embed", None, "mlp"))
     self.down = _init(rngs, (l, f, d), f, ("layers", "mlp", "embed"), out_scale)
-    self.final_norm = nnx.Param(jnp.ones((d,)), logical_axes=("norm",))
+    self.final_norm = _param(jnp.ones((d,)), ("norm",))
     self.unembed = _init(rngs, (d, v), d, ("embed", "vocab"))
 
   def _block(self, x_BTD, layer):
@@ -364,5 +371,5 @@ def abstract_model(cfg: ModelConfig) -> Transformer:
 def logical_axes(cfg: ModelConfig) -> dict:
   """Nested dict (same keys as the parameters) of logical axis-name tuples."""
   _, state = nnx.split(abstract_model(cfg), nnx.Param)
-  return {k: tuple(v.get_metadata()["logical_axes"])
+  return {k: tuple(v.get_metadata()["out_sharding"])
           for k, v in state.items()}

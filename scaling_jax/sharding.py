@@ -1,18 +1,22 @@
 """Device mesh (data, fsdp, tensor) and the one table mapping logical axes to it.
 
-Parameters carry logical axis names (model.py); activations are constrained with
-`constrain(x, names)` while a mesh is active. A dimension whose size the mapped
-mesh axes do not divide stays unsharded rather than failing, so one rule table
-serves every model size.
+Parameters carry logical axis names in Flax's own partitioning metadata
+(`nnx.Param(..., out_sharding=names)`, model.py); `param_shardings` turns them
+into shardings through `nnx.logical_axis_rules`, with rules made for the model
+and mesh at hand by `logical_axis_rules`. Activations are constrained with
+`constrain(x, names)` while a mesh is set (`jax.set_mesh`). A dimension whose
+size the mapped mesh axes do not divide stays unsharded rather than failing, so
+one table (RULES) serves every model size: that is what the rule generator adds
+to Flax's fixed name -> mesh-axis rules.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from flax import nnx
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 MESH_AXES = ("data", "fsdp", "tensor")
 
@@ -29,8 +33,6 @@ RULES = {
     "act_vocab": ("tensor",),
     # layers, head_dim, norm, seq, act_embed: replicated.
 }
-
-_ACTIVE_MESH: list[Mesh] = []
 
 
 def maybe_initialize_distributed(config) -> None:
@@ -79,37 +81,86 @@ def mesh_sizes(mesh_config, num_devices: int) -> dict[str, int]:
 
 
 def make_mesh(mesh_config, devices=None) -> Mesh:
-  """A (data, fsdp, tensor) mesh; data = -1 takes the devices left over."""
+  """A (data, fsdp, tensor) mesh; data = -1 takes the devices left over.
+
+  Auto axes: XLA propagates shardings from the parameters, the batch and the
+  `constrain` hints, as the sharding tests expect (jax.make_mesh's default,
+  Explicit, would make every op's sharding part of its type).
+  """
   devices = list(jax.devices() if devices is None else devices)
   sizes = mesh_sizes(mesh_config, len(devices))
-  shape = tuple(sizes[a] for a in MESH_AXES)
-  try:
-    from jax.experimental import mesh_utils  # pylint: disable=g-import-not-at-top
-    grid = mesh_utils.create_device_mesh(shape, devices=devices)
-  except (ValueError, AssertionError, NotImplementedError):
-    grid = np.asarray(devices).reshape(shape)
-  return Mesh(grid, MESH_AXES)
+  return jax.make_mesh(tuple(sizes[a] for a in MESH_AXES), MESH_AXES,
+                       axis_types=(AxisType.Auto,) * len(MESH_AXES), devices=devices)
 
 
-def spec(names, shape, mesh: Mesh) -> P:
+def _mesh_axes(name, size: int, mesh_shape, used=()):
+  """The mesh axes RULES gives logical `name` for a dimension of `size`, or None
+  where the mesh does not divide it (or there is no rule, or no axis left)."""
+  axes = tuple(a for a in RULES.get(name, ()) if a not in used and mesh_shape[a] > 1)
+  if not axes or size % math.prod(mesh_shape[a] for a in axes):
+    return None
+  return axes[0] if len(axes) == 1 else axes
+
+
+def _flat(axes) -> tuple:
+  return () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+
+
+def spec(names, shape, mesh) -> P:
   """PartitionSpec for logical `names`; dims the mesh does not divide stay whole."""
   used, parts = set(), []
   for name, size in zip(names, shape):
-    axes = tuple(a for a in RULES.get(name, ()) if a not in used
-                 and mesh.shape[a] > 1)
-    if axes and size % math.prod(mesh.shape[a] for a in axes) == 0:
-      used.update(axes)
-      parts.append(axes[0] if len(axes) == 1 else axes)
-    else:
-      parts.append(None)
+    axes = _mesh_axes(name, size, mesh.shape, used)
+    used.update(_flat(axes))
+    parts.append(axes)
   return P(*parts)
 
 
-def param_shardings(axes_tree, shapes_tree, mesh: Mesh):
-  """NamedShardings for a parameter tree given its logical axes and shapes."""
-  return jax.tree.map(
-      lambda names, x: NamedSharding(mesh, spec(names, x.shape, mesh)),
-      axes_tree, shapes_tree, is_leaf=lambda n: isinstance(n, tuple))
+def _params_by_name(abstract_params: nnx.State):
+  """(logical names, shape) of each parameter, from its out_sharding metadata."""
+  variables = jax.tree.leaves(abstract_params,
+                              is_leaf=lambda v: isinstance(v, nnx.Variable))
+  return [(tuple(v.get_metadata()["out_sharding"]), tuple(v.get_value().shape))
+          for v in variables]
+
+
+def logical_axis_rules(abstract_params: nnx.State, mesh: Mesh) -> tuple:
+  """Flax logical-axis rules ((name, mesh axes or None), ...) for these
+  parameters on `mesh`.
+
+  A name keeps RULES' mesh axes only if they divide its size in every parameter
+  that uses it; otherwise it is replicated. Every name gets a rule, so none
+  reaches the mesh unmapped.
+  """
+  sizes: dict[str, set] = {}
+  for names, shape in _params_by_name(abstract_params):
+    if len(names) != len(shape):
+      raise ValueError(f"parameter of shape {shape} has {len(names)} logical axes "
+                       f"{names}; give one name (or None) per dimension")
+    for name, size in zip(names, shape):
+      if name is not None:
+        sizes.setdefault(name, set()).add(size)
+  rules = []
+  for name in sorted(sizes):
+    choices = {_mesh_axes(name, size, mesh.shape) for size in sizes[name]}
+    rules.append((name, choices.pop() if len(choices) == 1 else None))
+  mapping = dict(rules)
+  for names, _ in _params_by_name(abstract_params):
+    used = [a for n in names if n is not None for a in _flat(mapping[n])]
+    if len(used) != len(set(used)):
+      raise ValueError(f"RULES shard parameter axes {names} over mesh axes {used}, "
+                       f"one of them twice; give those logical names distinct "
+                       f"mesh axes in scaling_jax/sharding.py RULES")
+  return tuple(rules)
+
+
+def param_shardings(abstract_params: nnx.State, mesh: Mesh) -> dict:
+  """NamedShardings (a pure dict, like nnx.to_pure_dict's) for parameters
+  annotated with Flax partitioning metadata, via nnx.logical_axis_rules."""
+  with nnx.logical_axis_rules(logical_axis_rules(abstract_params, mesh)):
+    specs = nnx.to_pure_dict(nnx.get_partition_spec(abstract_params))
+  return jax.tree.map(lambda p: NamedSharding(mesh, p), specs,
+                      is_leaf=lambda x: isinstance(x, P))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -125,23 +176,13 @@ def batch_multiple(mesh: Mesh) -> int:
   return math.prod(mesh.shape[a] for a in RULES["batch"])
 
 
-@contextlib.contextmanager
-def activation_sharding(mesh: Mesh):
-  """Within this context, traced `constrain` calls pin activations to `mesh`."""
-  _ACTIVE_MESH.append(mesh)
-  try:
-    yield mesh
-  finally:
-    _ACTIVE_MESH.pop()
-
-
 def constrain(x: jax.Array, names) -> jax.Array:
-  """Sharding constraint by logical names; a no-op outside `activation_sharding`."""
-  if not _ACTIVE_MESH:
+  """Sharding constraint by logical names while a mesh is set (jax.set_mesh);
+  a no-op without one (a model applied on one device, outside a Program)."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty:
     return x
-  mesh = _ACTIVE_MESH[-1]
-  return jax.lax.with_sharding_constraint(
-      x, NamedSharding(mesh, spec(names, x.shape, mesh)))
+  return jax.lax.with_sharding_constraint(x, spec(names, x.shape, mesh))
 
 
 def global_batch(local_batch: np.ndarray, mesh: Mesh) -> jax.Array:

@@ -58,8 +58,7 @@ class Program:
     self.cfg, self.tx, self.mesh = cfg, tx, mesh
     self.graphdef, abstract = nnx.split(model_lib.abstract_model(cfg), nnx.Param)
     abstract_params = nnx.to_pure_dict(abstract)
-    param_sh = sharding.param_shardings(model_lib.logical_axes(cfg),
-                                        abstract_params, mesh)
+    param_sh = sharding.param_shardings(abstract, mesh)
     repl = sharding.replicated(mesh)
     abstract_opt = jax.eval_shape(tx.init, abstract_params)
     opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract_opt, param_sh,
@@ -91,11 +90,11 @@ class Program:
                         shapes, self.state_sharding)
 
   def init(self, seed: int):
-    with sharding.activation_sharding(self.mesh):
+    with jax.set_mesh(self.mesh):
       return self._init(seed)
 
   def step(self, state, local_batch: np.ndarray):
-    with sharding.activation_sharding(self.mesh):
+    with jax.set_mesh(self.mesh):
       return self._step(state, sharding.global_batch(local_batch, self.mesh))
 
   def logits_fn(self, params):
@@ -105,7 +104,7 @@ class Program:
       if tokens_BT.shape[0] % logits_fn.batch_multiple:
         raise ValueError(f"logits_fn batch {tokens_BT.shape[0]} is not a multiple "
                          f"of batch_multiple {logits_fn.batch_multiple}")
-      with sharding.activation_sharding(self.mesh):
+      with jax.set_mesh(self.mesh):
         return self._logits(params, jax.device_put(
             tokens_BT, sharding.batch_sharding(self.mesh)))
     logits_fn.batch_multiple = sharding.batch_multiple(self.mesh)

@@ -6,11 +6,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from flax import nnx
 
 from scaling_jax import model as model_lib
 from scaling_jax import optim
 from scaling_jax import sharding
 from scaling_jax import train
+
+
+SMALL = dict(name="tiny-2", num_heads=4, width=64, seq_len=32, num_layers=2)
 
 
 def _mesh(data=1, fsdp=1, tensor=1, devices=None):
@@ -45,6 +49,60 @@ def test_spec_leaves_indivisible_dims_whole():
       "tensor", "fsdp")
 
 
+def _abstract_params(**model):
+  _, abstract = nnx.split(model_lib.abstract_model(model_lib.preset(**model)), nnx.Param)
+  return abstract
+
+
+def test_mesh_is_jax_make_mesh_with_auto_axes():
+  mesh = _mesh(data=2, fsdp=2, tensor=2)
+  assert mesh.axis_names == sharding.MESH_AXES
+  assert set(mesh.axis_types) == {jax.sharding.AxisType.Auto}
+
+
+def test_rules_replicate_what_the_mesh_does_not_divide():
+  mesh = _mesh(fsdp=4, tensor=2)
+  rules = dict(sharding.logical_axis_rules(_abstract_params(**SMALL, vocab_size=259),
+                                           mesh))
+  # width 64 / fsdp 4 and 4 heads / tensor 2 divide; a vocabulary of 259 does not.
+  assert rules["embed"] == "fsdp" and rules["heads"] == "tensor"
+  assert rules["vocab"] is None
+  assert rules["layers"] is None and rules["norm"] is None  # no rule: replicated
+  rules = dict(sharding.logical_axis_rules(_abstract_params(**SMALL, vocab_size=264),
+                                           mesh))
+  assert rules["vocab"] == "tensor"
+  # On a mesh of one device nothing is sharded.
+  one = dict(sharding.logical_axis_rules(_abstract_params(**SMALL),
+                                         _mesh(devices=jax.devices()[:1])))
+  assert set(one.values()) == {None}
+
+
+@pytest.mark.parametrize("mesh_sizes", [dict(fsdp=4, tensor=2), dict(data=2, fsdp=2,
+                                                                      tensor=2),
+                                        dict(data=8), dict(tensor=8)])
+@pytest.mark.parametrize("model", [dict(SMALL, vocab_size=259),
+                                   dict(SMALL, num_heads=2, width=48, vocab_size=264)])
+def test_flax_metadata_shardings_equal_the_per_dimension_rule(mesh_sizes, model):
+  """param_shardings (nnx.logical_axis_rules over out_sharding metadata) places
+  each parameter as the per-dimension rule `spec` does."""
+  mesh = _mesh(**mesh_sizes)
+  abstract = _abstract_params(**model)
+  got = sharding.param_shardings(abstract, mesh)
+  shapes = jax.tree.map(lambda v: v.shape, nnx.to_pure_dict(abstract))
+  axes = model_lib.logical_axes(model_lib.preset(**model))
+  for name, names in axes.items():
+    assert got[name].spec == sharding.spec(names, shapes[name], mesh), name
+
+
+def test_constrain_needs_a_set_mesh():
+  x = jnp.ones((8, 4))
+  assert sharding.constrain(x, ("batch", None)) is x  # no mesh: untouched
+  mesh = _mesh(data=2, fsdp=2, tensor=2)
+  with jax.set_mesh(mesh):
+    y = jax.jit(lambda a: sharding.constrain(a * 2, ("batch", None)))(x)
+  assert y.sharding.spec[0] == ("data", "fsdp")  # batch over data x fsdp
+
+
 def _optim_config():
   return ml_collections.ConfigDict(dict(
       peak_lr=3e-3, final_lr=3e-5, beta1=0.9, beta2=0.95, eps=1e-8,
@@ -64,8 +122,6 @@ def _two_steps(program, batches):
     losses.append(float(metrics["loss"]))
   return losses, state
 
-
-SMALL = dict(name="tiny-2", num_heads=4, width=64, seq_len=32, num_layers=2)
 
 
 @pytest.fixture(scope="module")
