@@ -8,9 +8,9 @@ opening, init, compiling (or reading from the cache), the step and its
 checkpoint. Three caches:
   cold        an empty cache directory
   warm        filled by a unit of the same shape and M (another seed)
-  warm, M'    filled by a unit of the same shape at another M: the schedule's
-              warmup and total steps are constants of the compiled step, so its
-              step program differs and is compiled again
+  warm, M'    filled by a unit of the same shape at another M: the learning
+              rate is an input of the step (optim.py), so this unit runs the
+              same programs and reads them from the cache too
 Prints the median seconds of each.
 """
 import importlib.util

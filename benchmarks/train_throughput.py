@@ -65,19 +65,20 @@ def bench(name: str) -> dict:
     overrides["seq_len"] = _SEQ_LEN.value
   cfg = model_lib.preset(name, **overrides)
   mesh = sharding.make_mesh(dict(data=-1, fsdp=1, tensor=1))
-  tx = optim.make_optimizer(_optim_config(), 10, 1000)
+  tx = optim.make_optimizer(_optim_config())
+  lr = _optim_config().peak_lr
   program = train.Program(cfg, tx, mesh)
   rng = np.random.default_rng(0)
   batch = rng.integers(0, min(cfg.vocab_size, 256), (_BATCH.value, cfg.seq_len + 1),
                        dtype=np.int32)
   start = time.perf_counter()
   state = program.init(0)
-  state, metrics = program.step(state, batch)
+  state, metrics = program.step(state, batch, lr)
   jax.block_until_ready(metrics)
   compile_s = time.perf_counter() - start
   start = time.perf_counter()
   for _ in range(_STEPS.value):
-    state, metrics = program.step(state, batch)
+    state, metrics = program.step(state, batch, lr)
   jax.block_until_ready(metrics)
   seconds = time.perf_counter() - start
   tokens_per_s = _STEPS.value * _BATCH.value * cfg.seq_len / seconds

@@ -160,13 +160,13 @@ def jax_stepper(cfg, batch_np):
   mesh = sharding.make_mesh(dict(data=-1, fsdp=1, tensor=1))
   tx = optim.make_optimizer(ml_collections.ConfigDict(dict(
       peak_lr=_LR, final_lr=3e-5, beta1=0.9, beta2=0.95, eps=1e-8,
-      weight_decay=0.033, grad_clip=1.0)), 10, 1000)
+      weight_decay=0.033, grad_clip=1.0)))
   program = train.Program(cfg, tx, mesh)
   state = program.init(0)
 
   def step():
     nonlocal state
-    state, metrics = program.step(state, batch_np)
+    state, metrics = program.step(state, batch_np, _LR)
     return float(metrics["loss"])  # blocks, so the step's time is all counted
   return step
 

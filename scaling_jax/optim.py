@@ -1,12 +1,18 @@
 """AdamW with gradient clipping, and linear warmup then cosine decay to a final LR.
 
-The optimiser is wrapped in `optax.inject_hyperparams`, so its state holds the
-learning rate each update used (`learning_rate(opt_state)`): the train loop logs
-that value rather than recomputing the schedule beside the optimiser.
+The schedule is optax's, evaluated on the host (`learning_rates`, one value per
+step) and handed to each step, which writes it into the optimiser state of
+`optax.inject_hyperparams` (`with_learning_rate`) before the update. The
+compiled step therefore holds no step count: units of one shape at different
+token multipliers run the same program, which JAX's persistent cache then
+compiles once (compile_cache.py). The state keeps the rate each update used
+(`learning_rate(opt_state)`), which the train loop logs.
 """
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -37,9 +43,16 @@ def _decay_mask(params):
       params)
 
 
-def make_optimizer(optim_config, warmup_steps: int,
-                   total_steps: int) -> optax.GradientTransformation:
-  """optax AdamW from `config.optim` and the run's derived step counts."""
+def learning_rates(optim_config, warmup_steps: int, total_steps: int) -> np.ndarray:
+  """float32 [total_steps]: the LR of update k (0-based) at index k."""
+  lr_at = schedule(optim_config.peak_lr, optim_config.final_lr, warmup_steps,
+                   total_steps)
+  return np.asarray(lr_at(jnp.arange(max(int(total_steps), 1))), np.float32)
+
+
+def make_optimizer(optim_config) -> optax.GradientTransformation:
+  """optax AdamW from `config.optim`; its LR is set per step by with_learning_rate
+  (until then, the peak LR)."""
 
   def clipped_adamw(learning_rate):
     parts = []
@@ -51,11 +64,19 @@ def make_optimizer(optim_config, warmup_steps: int,
                              mask=_decay_mask))
     return optax.chain(*parts)
 
-  return optax.inject_hyperparams(clipped_adamw)(learning_rate=schedule(
-      optim_config.peak_lr, optim_config.final_lr, warmup_steps, total_steps))
+  return optax.inject_hyperparams(clipped_adamw)(
+      learning_rate=float(optim_config.peak_lr))  # a number: kept in the state
+
+
+def with_learning_rate(opt_state, lr):
+  """`opt_state` whose next update uses learning rate `lr` (a scalar)."""
+  hyperparams = dict(opt_state.hyperparams)
+  old = hyperparams["learning_rate"]
+  hyperparams["learning_rate"] = jnp.asarray(lr, dtype=jnp.result_type(old))
+  return opt_state._replace(hyperparams=hyperparams)
 
 
 def learning_rate(opt_state) -> jax.Array:
   """The learning rate of the update that produced `opt_state` (a scalar array;
-  in a fresh state, that of the first update)."""
+  in a fresh state, the peak LR)."""
   return opt_state.hyperparams["learning_rate"]

@@ -35,15 +35,17 @@ from scaling_jax import train_metrics as train_metrics_lib
 from scaling_jax.evals import base as evals_base
 
 
-def train_step(state: dict, batch_BT1: jax.Array, *, graphdef, tx):
-  """One optimiser step on a [B, T+1] token batch; returns (state, metrics)."""
+def train_step(state: dict, batch_BT1: jax.Array, lr: jax.Array, *, graphdef, tx):
+  """One optimiser step at learning rate `lr` on a [B, T+1] token batch; returns
+  (state, metrics)."""
 
   def loss(params):
     model = nnx.merge(graphdef, nnx.State(params))
     return model_lib.loss_fn(model, batch_BT1)
 
   (total, aux), grads = jax.value_and_grad(loss, has_aux=True)(state["params"])
-  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+  opt_state = optim.with_learning_rate(state["opt_state"], lr)
+  updates, opt_state = tx.update(grads, opt_state, state["params"])
   params = optax.apply_updates(state["params"], updates)
   # The LR this update used, from the optimiser state (the loop logs it).
   metrics = dict(aux, total_loss=total, grad_norm=optax.tree.norm(grads),
@@ -67,7 +69,7 @@ class Program:
     self.param_sharding = param_sh
     step_fn = functools.partial(train_step, graphdef=self.graphdef, tx=tx)
     self._step = jax.jit(step_fn, in_shardings=(self.state_sharding,
-                                                sharding.batch_sharding(mesh)),
+                                                sharding.batch_sharding(mesh), repl),
                          out_shardings=(self.state_sharding, repl),
                          donate_argnums=0)
     self._init = jax.jit(self._init_state, static_argnums=0,
@@ -93,9 +95,11 @@ class Program:
     with jax.set_mesh(self.mesh):
       return self._init(seed)
 
-  def step(self, state, local_batch: np.ndarray):
+  def step(self, state, local_batch: np.ndarray, lr: float):
+    """One step at learning rate `lr` (see optim.learning_rates)."""
     with jax.set_mesh(self.mesh):
-      return self._step(state, sharding.global_batch(local_batch, self.mesh))
+      return self._step(state, sharding.global_batch(local_batch, self.mesh),
+                        np.float32(lr))
 
   def logits_fn(self, params):
     """logits_fn for evaluators, closed over `params` (see evals/base.py)."""
@@ -240,7 +244,8 @@ def train_run(config, workdir: str) -> list[dict]:
                             allow_repeat=False, process_index=jax.process_index(),
                             process_count=jax.process_count())
   evaluators = evals_base.build_evaluators(config.get("evals"), ds)
-  tx = optim.make_optimizer(config.optim, plan.warmup_steps, plan.steps)
+  tx = optim.make_optimizer(config.optim)
+  lrs = optim.learning_rates(config.optim, plan.warmup_steps, plan.steps)
   program = Program(cfg, tx, mesh)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  plan.checkpoint_every_steps,
@@ -266,7 +271,7 @@ def train_run(config, workdir: str) -> list[dict]:
       while step < stop:
         # Dispatch step n before reading step n-1's metrics, so the host never
         # stalls the device.
-        state, metrics = program.step(state, reader.batch(step))
+        state, metrics = program.step(state, reader.batch(step), lrs[step])
         step += 1
         if previous is not None and not _finite_loss(previous[1]):
           diverged_at = previous[0]

@@ -13,6 +13,8 @@ from scaling_jax import train_metrics
 from scaling_jax.launch import units as units_lib
 
 CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+# The programs of train.Program, by the name JAX gives their cache entries.
+_UNIT_PROGRAMS = ("jit_train_step-", "jit__init_state-", "jit__apply-")
 
 
 def _config(data_cache, cache_dir, **train_overrides):
@@ -21,9 +23,10 @@ def _config(data_cache, cache_dir, **train_overrides):
                            seq_len=32))
   config.data.cache_dir = data_cache
   # 9 steps of 256 tokens, one evaluation (the last step).
-  config.train.update(dict(tokens_per_param=0.05, global_batch=8,
-                           eval_every_tokens=1 << 20, checkpoint_every_tokens=1 << 20,
-                           log_every_steps=1, compilation_cache_dir=cache_dir,
+  config.train.update(dict(dict(tokens_per_param=0.05, global_batch=8,
+                                eval_every_tokens=1 << 20,
+                                checkpoint_every_tokens=1 << 20,
+                                log_every_steps=1, compilation_cache_dir=cache_dir),
                            **train_overrides))
   config.evals.val.update(dict(max_tokens=256, batch_size=8))
   return config
@@ -47,10 +50,12 @@ def two_runs(tmp_path_factory):
   jax.monitoring.register_event_listener(
       lambda event, **kw: hits.append(event) if event == CACHE_HIT_EVENT else None)
   runs = {}
-  for name in ("cold", "warm"):
+  # cold and warm: one unit twice; other_M: the same shape at twice the tokens.
+  for name, multiplier in (("cold", 0.05), ("warm", 0.05), ("other_M", 0.1)):
     workdir = str(tmp_path_factory.mktemp(name))
     del hits[:]
-    train.train_run(_config(data_cache, cache_dir), workdir)
+    train.train_run(_config(data_cache, cache_dir, tokens_per_param=multiplier),
+                    workdir)
     runs[name] = dict(losses=_losses(workdir), hits=len(hits),
                       entries=_cache_entries(cache_dir))
   return runs
@@ -61,6 +66,20 @@ def test_second_unit_of_a_shape_reads_its_programs_from_the_cache(two_runs):
   assert cold["entries"] and cold["hits"] == 0
   assert warm["hits"] >= 1
   assert warm["entries"] == cold["entries"]  # every program was found: none added
+
+
+def test_a_unit_of_the_same_shape_at_another_m_compiles_nothing(two_runs):
+  # The LR schedule (warmup and total steps) is an input of the step, not a
+  # constant: another M runs the very same programs.
+  # (Evaluating the schedule's table on the host compiles a few elementwise
+  # programs of its length; those are not the unit's.)
+  other = two_runs["other_M"]
+  assert len(other["losses"]) > len(two_runs["cold"]["losses"])  # another schedule
+  unit_programs = lambda entries: {e for e in entries if e.startswith(_UNIT_PROGRAMS)}
+  cold = unit_programs(two_runs["cold"]["entries"])
+  assert all(any(e.startswith(p) for e in cold) for p in _UNIT_PROGRAMS), cold
+  assert other["hits"] >= len(_UNIT_PROGRAMS)
+  assert unit_programs(other["entries"]) == cold
 
 
 def test_results_from_cached_programs_equal_a_fresh_compiles(two_runs):

@@ -30,9 +30,9 @@ program = sharding_test._program(mesh, model_lib.preset(**json.loads(sys.argv[3]
 batches = np.load(sys.argv[4])
 state = program.init(0)
 losses = []
-for batch in batches:
+for batch, lr in zip(batches, sharding_test._lrs()):
   local = batch[pid * 4:(pid + 1) * 4]  # this process's rows of the global batch
-  state, metrics = program.step(state, local)
+  state, metrics = program.step(state, local, lr)
   losses.append(float(metrics["loss"]))
 print("LOSSES " + json.dumps(losses), flush=True)
 jax.distributed.shutdown()

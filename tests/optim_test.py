@@ -69,11 +69,13 @@ def test_weight_decay_shrinks_matrices_but_not_the_real_models_norm_gains():
   # The per-layer gains are stacked [layers, width]: a mask keyed on ndim would decay
   # them. Only their names mark them as gains.
   assert params["attn_norm"].ndim == 2
-  tx = optim.make_optimizer(_config(weight_decay=0.1), warmup_steps=1, total_steps=10)
+  config = _config(weight_decay=0.1)
+  tx = optim.make_optimizer(config)
+  lrs = optim.learning_rates(config, warmup_steps=1, total_steps=10)
   state = tx.init(params)
   zeros = jax.tree.map(np.zeros_like, params)
-  _, state = tx.update(zeros, state, params)  # step 0: lr 0
-  updates, _ = tx.update(zeros, state, params)  # step 1: lr = peak
+  _, state = tx.update(zeros, optim.with_learning_rate(state, lrs[0]), params)  # lr 0
+  updates, _ = tx.update(zeros, optim.with_learning_rate(state, lrs[1]), params)  # peak
   undecayed = {name for name, u in updates.items() if np.all(np.asarray(u) == 0)}
   assert undecayed == {"attn_norm", "mlp_norm", "final_norm"}
   for name, u in updates.items():
@@ -120,10 +122,11 @@ def test_matches_a_numpy_adamw_with_global_norm_clipping(grad_clip):
                for s in rng.choice([0.05, 0.2, 3.0], size=12)]
   cfg = _config(peak_lr=1e-2, final_lr=1e-3, beta1=0.8, beta2=0.9, eps=1e-3,
                 weight_decay=0.5, grad_clip=grad_clip)
-  tx = optim.make_optimizer(cfg, warmup_steps=3, total_steps=10)
+  tx = optim.make_optimizer(cfg)
+  lr_at = optim.schedule(cfg.peak_lr, cfg.final_lr, warmup_steps=3, total_steps=10)
   state, p = tx.init(params), params
-  for grads in grads_seq:
-    updates, state = tx.update(grads, state, p)
+  for step, grads in enumerate(grads_seq):  # 12 steps: past its end, final_lr
+    updates, state = tx.update(grads, optim.with_learning_rate(state, lr_at(step)), p)
     p = optax.apply_updates(p, updates)
   want = _reference_adamw(grads_seq, params, cfg, 3, 10, decayed={"w"})
   for k in params:

@@ -110,15 +110,18 @@ def _optim_config():
 
 
 def _program(mesh, cfg):
-  tx = optim.make_optimizer(_optim_config(), warmup_steps=2, total_steps=10)
-  return train.Program(cfg, tx, mesh)
+  return train.Program(cfg, optim.make_optimizer(_optim_config()), mesh)
+
+
+def _lrs():  # not at import: multihost_test imports this before jax.distributed starts
+  return optim.learning_rates(_optim_config(), warmup_steps=2, total_steps=10)
 
 
 def _two_steps(program, batches):
   state = program.init(0)
   losses = []
-  for batch in batches:
-    state, metrics = program.step(state, batch)
+  for batch, lr in zip(batches, _lrs()):
+    state, metrics = program.step(state, batch, lr)
     losses.append(float(metrics["loss"]))
   return losses, state
 
@@ -156,7 +159,7 @@ def test_step_is_compiled_once_and_donates_state(sharded_run):
   _, batches, program, _, state = sharded_run
   state = jax.tree.map(jnp.copy, state)  # the fixture's state stays usable
   old = state["params"]["embed"]
-  state, _ = program.step(state, batches[0])
+  state, _ = program.step(state, batches[0], _lrs()[0])
   assert old.is_deleted()
   assert program._step._cache_size() == 1  # pylint: disable=protected-access
 

@@ -257,26 +257,26 @@ def _timed(fn):
 
 def _probe_shape(config, mesh, train, optim, jax, np):
   """(program, state, seconds to init and compile, median seconds per step)."""
-  plan = config_lib.plan(config)
   cfg = config_lib.model_config(config)
-  tx = optim.make_optimizer(config.optim, plan.warmup_steps, plan.steps)
+  tx = optim.make_optimizer(config.optim)
+  lr = config.optim.peak_lr
   rng = np.random.default_rng(0)
   batch = rng.integers(0, cfg.vocab_size, (config.train.global_batch, cfg.seq_len + 1),
                        dtype=np.int32)
 
   def first_step():
     program = train.Program(cfg, tx, mesh)
-    state, _ = program.step(program.init(config.seed), batch)
+    state, _ = program.step(program.init(config.seed), batch, lr)
     return program, jax.block_until_ready(state)
 
   (program, state), compile_s = _timed(first_step)
-  state, one = _timed(lambda: jax.block_until_ready(program.step(state, batch)[0]))
+  state, one = _timed(lambda: jax.block_until_ready(program.step(state, batch, lr)[0]))
   per_round = max(1, min(100, round(ROUND_SECONDS / max(one, 1e-6))))
   rounds = []
   for _ in range(STEP_ROUNDS):
     start = time.perf_counter()
     for _ in range(per_round):
-      state, metrics = program.step(state, batch)
+      state, metrics = program.step(state, batch, lr)
       float(metrics["loss"])  # the train loop reads each step's loss
     rounds.append((time.perf_counter() - start) / per_round)
   return program, state, compile_s, statistics.median(rounds)
