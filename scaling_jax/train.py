@@ -32,6 +32,7 @@ from scaling_jax import preemption
 from scaling_jax.runs import table as runs_table
 from scaling_jax import sharding
 from scaling_jax import train_metrics as train_metrics_lib
+from scaling_jax.data import grain_reader
 from scaling_jax.evals import base as evals_base
 
 
@@ -258,6 +259,10 @@ def train_run(config, workdir: str) -> list[dict]:
   if config.train.stop_after_steps:
     stop = min(stop, config.train.stop_after_steps)
   rows = []
+  # Prefetched (grain) or read when asked; either way batch k is reader.batch(k).
+  batches = grain_reader.batch_iterator(
+      reader, start_step=int(state["step"]), stop_step=stop,
+      backend=data.resolve_config(config.data).reader)
   eval_at = set(config_lib.eval_steps(plan))
   log_every = max(config.train.log_every_steps, 1)
   pending = previous = diverged_at = None
@@ -271,7 +276,7 @@ def train_run(config, workdir: str) -> list[dict]:
       while step < stop:
         # Dispatch step n before reading step n-1's metrics, so the host never
         # stalls the device.
-        state, metrics = program.step(state, reader.batch(step), lrs[step])
+        state, metrics = program.step(state, next(batches), lrs[step])
         step += 1
         if previous is not None and not _finite_loss(previous[1]):
           diverged_at = previous[0]

@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import ml_collections
 
+from scaling_jax.data import grain_reader
+
 # Bump when the on-disk layout or the way documents are produced changes, so that
 # caches written by older code are never read as if they were current.
 FORMAT_VERSION = 1
@@ -41,6 +43,10 @@ def default_data_config() -> ml_collections.ConfigDict:
   # process; N > 1 spreads the source's document shards (files) over N processes;
   # 0 takes one per CPU core. The prepared files are the same for any value.
   cfg.prepare_workers = 1
+  # How the train loop reads its batches (data/grain_reader.py): "auto" prefetches
+  # through grain when it is installed, "numpy" reads each batch when asked,
+  # "grain" requires grain. The batches are the same whichever reads them.
+  cfg.reader = "auto"
   cfg.embedded = ml_collections.ConfigDict(dict(
       stdlib_dir="",  # '' -> this interpreter's standard library
       include_tests=False,  # the `test` packages, absent from many installs
@@ -117,6 +123,9 @@ def resolve_config(cfg: Mapping[str, Any] | None) -> ml_collections.ConfigDict:
   if not isinstance(resolved.prepare_workers, int) or resolved.prepare_workers < 0:
     raise ValueError("data config field 'prepare_workers' must be an int >= 0 (0: one "
                      f"per CPU core), got {resolved.prepare_workers!r}")
+  if resolved.reader not in grain_reader.BACKENDS:
+    raise ValueError(f"data config field 'reader' is {resolved.reader!r}; expected "
+                     f"one of {list(grain_reader.BACKENDS)}")
   if resolved.shard_tokens < 1024:
     raise ValueError("data config field 'shard_tokens' must be at least 1024, got "
                      f"{resolved.shard_tokens!r}")
