@@ -211,6 +211,20 @@ def bench(name):
               losses=losses)
 
 
+def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
+  """This machine's float32 matmul rate through JAX (XLA's CPU dot): the median of
+  `repeats` timed [size, size] x [size, size] products, in GFLOP/s."""
+  a = jax.random.normal(jax.random.key(0), (size, size), np.float32)
+  dot = jax.jit(lambda x, y: x @ y)
+  dot(a, a).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    dot(a, a).block_until_ready()
+    times.append(time.perf_counter() - start)
+  return 2 * size ** 3 / statistics.median(times) / 1e9
+
+
 def main(argv):
   del argv
   cores = os.cpu_count()
@@ -225,9 +239,10 @@ def main(argv):
         f"{_BATCH.value}, median of {_STEPS.value} per-step times")
   print(f"{'model':<8}{'N':>10}{'jax tok/s':>11}{'eager tok/s':>13}"
         f"{'compile tok/s':>15}{'jax/eager':>11}{'jax/compile':>13}  warm-up s")
-  ratios, eager_r, comp_r_all = [], [], []
+  ratios, eager_r, comp_r_all, results = [], [], [], []
   for name in _MODELS.value:
     r = bench(name)
+    results.append(r)
     rate = r["rate"]
     comp = rate.get("compile")
     ratios.append(rate["jax"] / max(rate["eager"], comp or 0.0))
@@ -242,6 +257,16 @@ def main(argv):
           flush=True)
     print("  first-steps loss: " + " ".join(
         f"{k}={v:.3f}" for k, v in r["losses"].items()), flush=True)
+  # The largest shape's model FLOPs (6N + attention, model.flops_per_token)
+  # against the matmul peak measured here, now: how much of the machine a step
+  # uses, whatever PyTorch does.
+  peak = matmul_peak_gflops()
+  largest = max(results, key=lambda r: r["N"])
+  flops = model_lib.flops_per_token(model_lib.preset(largest["model"]))
+  achieved = flops * largest["rate"]["jax"] / 1e9
+  print(f"float32 matmul peak {peak:.1f} GFLOP/s (1024^3, jnp.dot); "
+        f"{largest['model']}: JAX {achieved:.1f} GFLOP/s = "
+        f"{100 * achieved / peak:.0f}% of peak")
   print(f"median jax/eager {statistics.median(eager_r):.2f}x" + (
       f", jax/compile {statistics.median(comp_r_all):.2f}x" if comp_r_all else ""))
   print("(below: JAX against the faster torch variant of each shape)")

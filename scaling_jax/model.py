@@ -172,12 +172,21 @@ def _rotary(x_BTNH, base):
 
 
 def _dense_attention(q_BTNH, k_BSNH, v_BSNH):
+  # Heads moved before positions, so both products are batched matmuls over
+  # leading (B, N); and the softmax's normalisation is applied to the [T, H]
+  # output instead of the [T, S] probabilities. On the 2-core CPU this made the
+  # train step 13-23% faster at the benchmark shapes than jax.nn.softmax on
+  # [B, N, T, S] between two einsums over (b, n) in the middle (docs/benchmarks.md).
   t = q_BTNH.shape[1]
-  s_BNTS = jnp.einsum("btnh,bsnh->bnts", q_BTNH, k_BSNH).astype(jnp.float32)
+  q_BNTH, k_BNSH, v_BNSH = (x.transpose(0, 2, 1, 3) for x in (q_BTNH, k_BSNH, v_BSNH))
+  s_BNTS = jnp.einsum("bnth,bnsh->bnts", q_BNTH, k_BNSH).astype(jnp.float32)
   causal_TS = jnp.tril(jnp.ones((t, t), dtype=bool))
   s_BNTS = jnp.where(causal_TS, s_BNTS, _NEG_INF)
-  p_BNTS = jax.nn.softmax(s_BNTS, axis=-1).astype(v_BSNH.dtype)
-  return jnp.einsum("bnts,bsnh->btnh", p_BNTS, v_BSNH)
+  # The max only keeps exp in range; any constant per row gives the same output.
+  e_BNTS = jnp.exp(s_BNTS - jax.lax.stop_gradient(s_BNTS.max(-1, keepdims=True)))
+  o_BNTH = jnp.einsum("bnts,bnsh->bnth", e_BNTS.astype(v_BSNH.dtype), v_BNSH)
+  o_BNTH = o_BNTH / e_BNTS.sum(-1, keepdims=True)
+  return o_BNTH.transpose(0, 2, 1, 3).astype(v_BSNH.dtype)
 
 
 def _query_block_attention(q_BTNH, k_CBSNH, v_CBSNH, q_start):
