@@ -65,8 +65,9 @@ def bench(name: str) -> dict:
     overrides["seq_len"] = _SEQ_LEN.value
   cfg = model_lib.preset(name, **overrides)
   mesh = sharding.make_mesh(dict(data=-1, fsdp=1, tensor=1))
-  tx = optim.make_optimizer(_optim_config())
-  lr = _optim_config().peak_lr
+  optim_config = _optim_config()
+  tx = optim.make_optimizer(optim_config)
+  lr = optim_config.peak_lr
   program = train.Program(cfg, tx, mesh)
   rng = np.random.default_rng(0)
   batch = rng.integers(0, min(cfg.vocab_size, 256), (_BATCH.value, cfg.seq_len + 1),

@@ -375,10 +375,3 @@ def loss_fn(model: Transformer, batch_BT1: jax.Array):
 def abstract_model(cfg: ModelConfig) -> Transformer:
   """The model with shapes only; nothing is allocated."""
   return nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0)))
-
-
-def logical_axes(cfg: ModelConfig) -> dict:
-  """Nested dict (same keys as the parameters) of logical axis-name tuples."""
-  _, state = nnx.split(abstract_model(cfg), nnx.Param)
-  return {k: tuple(v.get_metadata()["out_sharding"])
-          for k, v in state.items()}

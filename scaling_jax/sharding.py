@@ -132,8 +132,9 @@ def logical_axis_rules(abstract_params: nnx.State, mesh: Mesh) -> tuple:
   that uses it; otherwise it is replicated. Every name gets a rule, so none
   reaches the mesh unmapped.
   """
+  params = _params_by_name(abstract_params)
   sizes: dict[str, set] = {}
-  for names, shape in _params_by_name(abstract_params):
+  for names, shape in params:
     if len(names) != len(shape):
       raise ValueError(f"parameter of shape {shape} has {len(names)} logical axes "
                        f"{names}; give one name (or None) per dimension")
@@ -145,7 +146,7 @@ def logical_axis_rules(abstract_params: nnx.State, mesh: Mesh) -> tuple:
     choices = {_mesh_axes(name, size, mesh.shape) for size in sizes[name]}
     rules.append((name, choices.pop() if len(choices) == 1 else None))
   mapping = dict(rules)
-  for names, _ in _params_by_name(abstract_params):
+  for names, _ in params:
     used = [a for n in names if n is not None for a in _flat(mapping[n])]
     if len(used) != len(set(used)):
       raise ValueError(f"RULES shard parameter axes {names} over mesh axes {used}, "

@@ -253,20 +253,20 @@ def train_run(config, workdir: str) -> list[dict]:
                                  config.train.keep_checkpoints)
   state = ckpt.restore(program.abstract_state())
   state = program.init(config.seed) if state is None else state
+  step = int(state["step"])  # where this call starts: 0, or the restored step
   reporter = _Reporter(config, workdir, plan, cfg, config.get("dataset") or
-                       data.dataset_name(config.data), int(state["step"]))
+                       data.dataset_name(config.data), step)
   stop = plan.steps
   if config.train.stop_after_steps:
     stop = min(stop, config.train.stop_after_steps)
   rows = []
   # Prefetched (grain) or read when asked; either way batch k is reader.batch(k).
   batches = grain_reader.batch_iterator(
-      reader, start_step=int(state["step"]), stop_step=stop,
+      reader, start_step=step, stop_step=stop,
       backend=data.resolve_config(config.data).reader)
   eval_at = set(config_lib.eval_steps(plan))
   log_every = max(config.train.log_every_steps, 1)
   pending = previous = diverged_at = None
-  step = int(state["step"])
   logging.info("run %s: N=%d, %d steps of %d tokens, starting at step %d",
                reporter.base["run"], plan.num_params, plan.steps,
                plan.tokens_per_step, step)
