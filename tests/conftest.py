@@ -3,9 +3,13 @@
 Eight fake CPU devices let the sharding tests build real meshes on one CPU; the flag
 must be set before JAX initialises its backend, hence here, before any test imports.
 """
+import faulthandler
 import importlib.util
 import os
 import pathlib
+import signal
+import sys
+import threading
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -13,6 +17,68 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+# No test may hang the suite: CI stops a run at 30 minutes and shows only its start,
+# so a test stuck past this fails with its traceback (and every thread's stack on
+# stderr) and the rest still run. The slowest test takes about a minute idle.
+TEST_TIME_LIMIT_S = int(os.environ.get("SCALING_JAX_TEST_TIME_LIMIT_S", "300"))
+
+
+class TestTimeLimitExceeded(Exception):
+  """Raised in a test that ran past TEST_TIME_LIMIT_S."""
+
+
+def _on_time_limit(signum, frame):
+  raise TestTimeLimitExceeded(
+      f"test ran past {TEST_TIME_LIMIT_S} s (SCALING_JAX_TEST_TIME_LIMIT_S); every "
+      "thread's stack is on stderr")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+  if TEST_TIME_LIMIT_S <= 0 or not hasattr(signal, "SIGALRM"):
+    yield
+    return
+  previous = signal.signal(signal.SIGALRM, _on_time_limit)
+  # The stacks come a little before the exception, so the dump shows where it hung
+  # rather than the unwinding.
+  faulthandler.dump_traceback_later(max(TEST_TIME_LIMIT_S - 2, 1), file=sys.stderr)
+  signal.alarm(TEST_TIME_LIMIT_S)
+  try:
+    yield
+  finally:
+    signal.alarm(0)
+    faulthandler.cancel_dump_traceback_later()
+    signal.signal(signal.SIGALRM, previous)
+
+
+# Nor may a thread a test left behind (a library's non-daemon pool, say) keep the
+# finished suite from exiting: past this grace, every thread's stack is printed and
+# the process exits with the tests' own status.
+EXIT_GRACE_S = float(os.environ.get("SCALING_JAX_EXIT_GRACE_S", "60"))
+_session_status = {"exitstatus": 0}
+
+
+def pytest_sessionfinish(session, exitstatus):
+  _session_status["exitstatus"] = int(exitstatus)
+
+
+def _exit_if_still_running():
+  threading.Event().wait(EXIT_GRACE_S)
+  stuck = [t.name for t in threading.enumerate()
+           if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+  sys.stderr.write(f"\nThe tests finished {EXIT_GRACE_S:g} s ago but the process has "
+                   f"not exited; threads still running: {stuck}. Their stacks:\n")
+  sys.stderr.flush()
+  faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+  os._exit(_session_status["exitstatus"])
+
+
+def pytest_unconfigure(config):
+  if EXIT_GRACE_S > 0:
+    threading.Thread(target=_exit_if_still_running, name="exit-guard",
+                     daemon=True).start()
 
 
 @pytest.fixture(autouse=True)
@@ -87,3 +153,4 @@ def load_config(name: str, arg: str = ""):
   config = load_config_module(name).get_config(arg)
   config.lock()
   return config
+

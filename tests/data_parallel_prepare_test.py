@@ -2,7 +2,10 @@
 study's batches, which must not change."""
 import hashlib
 import json
+import multiprocessing
+import os
 import pathlib
+import time
 
 import numpy as np
 import pytest
@@ -95,6 +98,23 @@ def test_a_worker_error_names_the_file(files_cfg, tmp_path):
   bad.write_text('{"text": "fine"}\n{"text": \n', encoding="utf-8")
   with pytest.raises(ValueError, match=r"part-3.jsonl:2: not valid JSON"):
     data.prepare_dataset(dict(files_cfg, prepare_workers=2), tmp_path / "cache")
+
+
+def _die_in_worker(task):
+  """Stands in for _pack_shard in the workers: a worker the OS kills mid-part."""
+  os._exit(9)
+
+
+def test_a_killed_worker_fails_the_prepare_instead_of_hanging(files_cfg, tmp_path,
+                                                              monkeypatch):
+  # Spawned workers unpickle the function by name from this module, so they run it.
+  monkeypatch.setattr(parallel_prepare, "_pack_shard", _die_in_worker)
+  start = time.monotonic()
+  with pytest.raises(RuntimeError, match="worker died .*out of memory"):
+    data.prepare_dataset(dict(files_cfg, prepare_workers=2), tmp_path / "cache")
+  assert time.monotonic() - start < 60
+  assert not list((tmp_path / "cache").glob("*/*.npy"))  # nothing half written
+  assert not multiprocessing.active_children()
 
 
 def test_prepare_workers_is_checked_and_not_in_the_key(files_cfg):

@@ -11,11 +11,15 @@ read in one piece (TFDS, seqio) are read by the parent and only tokenised by the
 workers.
 
 Workers are spawned, not forked: the launcher has JAX and its threads loaded, and a
-forked copy of a threaded process can deadlock.
+forked copy of a threaded process can deadlock. They run under a ProcessPoolExecutor,
+not multiprocessing.Pool: a worker killed by the OS (out of memory, say) then fails
+the preparation with a message instead of leaving the parent waiting forever for a
+result that will never come.
 """
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import multiprocessing
 import os
 import pathlib
@@ -80,11 +84,21 @@ def _in_order(pool, fn: Callable, items: Iterable, max_pending: int) -> Iterator
     return
   pending = collections.deque()
   for item in items:
-    pending.append(pool.apply_async(fn, (item,)))
+    pending.append(pool.submit(fn, item))
     if len(pending) >= max_pending:
-      yield pending.popleft().get()
+      yield _result(pending.popleft())
   while pending:
-    yield pending.popleft().get()
+    yield _result(pending.popleft())
+
+
+def _result(future: concurrent.futures.Future):
+  try:
+    return future.result()
+  except concurrent.futures.process.BrokenProcessPool as e:
+    raise RuntimeError(
+        "a data preparation worker died without a Python error (killed by the OS, "
+        "perhaps out of memory: try fewer data.prepare_workers or smaller "
+        "data.shard_tokens); nothing was written to the cache") from e
 
 
 def _pack_split(pool, workers: int, source, split: str, dtype: np.dtype,
@@ -120,13 +134,15 @@ def pack_splits(cfg, source, tokenizer, out_dir: pathlib.Path,
     _init_worker(*init_args)
     pool = None
   else:
-    pool = multiprocessing.get_context("spawn").Pool(
-        workers, initializer=_init_pool_worker, initargs=init_args)
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_pool_worker, initargs=init_args)
   try:
     return {split: _pack_split(pool, workers, source, split, dtype, out_dir,
                                cfg.shard_tokens)
             for split in source.split_names}
   finally:
     if pool is not None:
-      pool.terminate()
-      pool.join()
+      # On an error, tasks not yet started are dropped; at most one part per
+      # worker is still being read, and waiting for it leaves no stray process.
+      pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,65 @@
+"""The suite's time limits (conftest.py): a hung test fails with where it hung and
+the tests after it still run, and a thread left running cannot keep the finished
+suite from exiting, so a hang never times a CI run out without saying where."""
+import os
+import shutil
+import subprocess
+import sys
+
+from conftest import REPO_ROOT
+
+_TESTS = '''
+import subprocess, sys, threading, time
+
+def test_sleeping():
+  time.sleep(60)
+
+def test_waiting_on_a_lock():
+  lock = threading.Lock()
+  lock.acquire()
+  lock.acquire()
+
+def test_waiting_on_a_child():
+  subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]).wait()
+
+def test_after_them():
+  pass
+'''
+
+
+def test_hung_tests_fail_with_their_stack_and_the_rest_run(tmp_path):
+  shutil.copy(REPO_ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+  (tmp_path / "hangs_test.py").write_text(_TESTS)
+  done = subprocess.run(
+      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "hangs_test.py"],
+      cwd=tmp_path, capture_output=True, text=True, timeout=120,
+      env={**os.environ, "SCALING_JAX_TEST_TIME_LIMIT_S": "2"})
+  out = done.stdout + done.stderr
+  assert done.returncode == 1, out
+  assert "3 failed, 1 passed" in out, out
+  assert out.count("TestTimeLimitExceeded: test ran past 2 s") == 3, out
+  # faulthandler's dump of every thread names the line each test hung on.
+  for line, test in ((5, "test_sleeping"), (10, "test_waiting_on_a_lock"),
+                     (13, "test_waiting_on_a_child")):
+    assert f'hangs_test.py", line {line} in {test}' in out, out
+
+
+_LEFT_THREAD = '''
+import threading
+
+def test_leaves_a_thread_that_never_ends():
+  threading.Thread(target=threading.Event().wait, name="left-behind").start()
+'''
+
+
+def test_a_thread_left_running_does_not_keep_the_suite_from_exiting(tmp_path):
+  shutil.copy(REPO_ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+  (tmp_path / "leaves_test.py").write_text(_LEFT_THREAD)
+  done = subprocess.run(
+      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "leaves_test.py"],
+      cwd=tmp_path, capture_output=True, text=True, timeout=120,
+      env={**os.environ, "SCALING_JAX_EXIT_GRACE_S": "2"})
+  out = done.stdout + done.stderr
+  assert done.returncode == 0 and "1 passed" in out, out  # the tests' own status
+  assert "threads still running: ['left-behind']" in out, out
+  assert 'Thread 0x' in out and "in wait" in out, out
