@@ -3,16 +3,20 @@ r"""Training throughput of scaling_jax's jitted step against plain PyTorch, on C
   pip install torch==2.13.0          # not a project dependency; CPU wheel here
   python benchmarks/train_throughput_torch.py
   python benchmarks/train_throughput_torch.py --models=tiny-1 --steps=40 --nocompile
+  python benchmarks/train_throughput_torch.py --torch_attention=math
 
 The PyTorch side is the model of scaling_jax/model.py written as a PyTorch user
 would: nn.Linear without biases, F.layer_norm, half-split RoPE,
 F.scaled_dot_product_attention(is_causal=True), SwiGLU, untied head,
 cross-entropy + z-loss, torch.optim.AdamW with grad-norm clipping. Same preset
 shapes (the parameter count is asserted equal), the same random [B, T+1] batch,
-float32. The rate is the median of per-step wall times (each step synchronised),
+float32. `--torch_attention=math` makes PyTorch's attention the unfused
+softmax(Q K^T) V that XLA runs on CPU instead of SDPA's fused CPU kernel, which
+isolates how much of the gap that one kernel is. The rate is the median of per-step wall times (each step synchronised),
 after warm-up steps that include any compile. Frameworks alternate in blocks of a
 few steps within each shape, so drifting machine load hits all of them alike.
 """
+import contextlib
 import math
 import os
 import statistics
@@ -44,6 +48,10 @@ _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per framework.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps first (compile included).")
 _BLOCK = flags.DEFINE_integer("block", 5, "Steps per framework before alternating.")
 _COMPILE = flags.DEFINE_bool("compile", True, "Also time torch.compile'd model.")
+_TORCH_ATTENTION = flags.DEFINE_enum(
+    "torch_attention", "sdpa", ["sdpa", "math"],
+    "sdpa: PyTorch picks its kernel (a fused flash kernel on CPU); math: the "
+    "unfused softmax(Q K^T) V, the same work as JAX's dense attention.")
 
 _LR = 3e-3  # constant on the torch side: a schedule costs nothing measurable
 
@@ -236,7 +244,20 @@ def main(argv):
   torch._inductor.config.compile_threads = 1  # pylint: disable=protected-access
   print(f"jax {jax.__version__} on {jax.devices()}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads ({cores} cores); float32, batch "
-        f"{_BATCH.value}, median of {_STEPS.value} per-step times")
+        f"{_BATCH.value}, median of {_STEPS.value} per-step times; torch "
+        f"attention: {_TORCH_ATTENTION.value}")
+  with _torch_attention_backend():
+    _run_and_report()
+
+
+def _torch_attention_backend():
+  if _TORCH_ATTENTION.value == "sdpa":
+    return contextlib.nullcontext()
+  from torch.nn.attention import SDPBackend, sdpa_kernel  # pylint: disable=g-import-not-at-top
+  return sdpa_kernel(SDPBackend.MATH)
+
+
+def _run_and_report():
   print(f"{'model':<8}{'N':>10}{'jax tok/s':>11}{'eager tok/s':>13}"
         f"{'compile tok/s':>15}{'jax/eager':>11}{'jax/compile':>13}  warm-up s")
   ratios, eager_r, comp_r_all, results = [], [], [], []
