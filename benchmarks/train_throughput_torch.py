@@ -4,6 +4,7 @@ r"""Training throughput of scaling_jax's jitted step against plain PyTorch, on C
   python benchmarks/train_throughput_torch.py
   python benchmarks/train_throughput_torch.py --models=tiny-1 --steps=40 --nocompile
   python benchmarks/train_throughput_torch.py --torch_attention=math
+  python benchmarks/train_throughput_torch.py --jax_cpu_devices=1
 
 The PyTorch side is the model of scaling_jax/model.py written as a PyTorch user
 would: nn.Linear without biases, F.layer_norm, half-split RoPE,
@@ -12,7 +13,11 @@ cross-entropy + z-loss, torch.optim.AdamW with grad-norm clipping. Same preset
 shapes (the parameter count is asserted equal), the same random [B, T+1] batch,
 float32. `--torch_attention=math` makes PyTorch's attention the unfused
 softmax(Q K^T) V that XLA runs on CPU instead of SDPA's fused CPU kernel, which
-isolates how much of the gap that one kernel is. The rate is the median of per-step wall times (each step synchronised),
+isolates how much of the gap that one kernel is. JAX runs one CPU device per core
+(`jax_num_cpu_devices`) with the batch split over them on the mesh's data axis, as
+the project's sharding does on any set of devices; `--jax_cpu_devices=1` is one
+device whose ops use every core through XLA's intra-op threads, the way PyTorch
+uses them. The rate is the median of per-step wall times (each step synchronised),
 after warm-up steps that include any compile. Frameworks alternate in blocks of a
 few steps within each shape, so drifting machine load hits all of them alike.
 """
@@ -48,6 +53,9 @@ _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per framework.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps first (compile included).")
 _BLOCK = flags.DEFINE_integer("block", 5, "Steps per framework before alternating.")
 _COMPILE = flags.DEFINE_bool("compile", True, "Also time torch.compile'd model.")
+_JAX_CPU_DEVICES = flags.DEFINE_integer(
+    "jax_cpu_devices", 0, "CPU devices JAX splits the batch over (0: one per "
+    "core, or the most that divide --batch).")
 _TORCH_ATTENTION = flags.DEFINE_enum(
     "torch_attention", "sdpa", ["sdpa", "math"],
     "sdpa: PyTorch picks its kernel (a fused flash kernel on CPU); math: the "
@@ -242,7 +250,13 @@ def main(argv):
   # Inductor compiles in-process: no worker-process pool left competing for the
   # two cores while the other frameworks are timed.
   torch._inductor.config.compile_threads = 1  # pylint: disable=protected-access
-  print(f"jax {jax.__version__} on {jax.devices()}; torch {torch.__version__}, "
+  # Before anything asks JAX for its devices: the count is fixed at backend start.
+  # One per core by default, as many as divide the batch.
+  devices = _JAX_CPU_DEVICES.value or max(
+      d for d in range(1, cores + 1) if _BATCH.value % d == 0)
+  jax.config.update("jax_num_cpu_devices", devices)
+  print(f"jax {jax.__version__} on {len(jax.devices())} x {jax.devices()[0].device_kind} "
+        f"devices; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads ({cores} cores); float32, batch "
         f"{_BATCH.value}, median of {_STEPS.value} per-step times; torch "
         f"attention: {_TORCH_ATTENTION.value}")
