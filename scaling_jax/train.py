@@ -225,6 +225,12 @@ def _finite_losses(values: dict | None) -> bool:
       math.isfinite(v) for k, v in values.items() if k.startswith(runs_table.LOSS_PREFIX))
 
 
+def _mesh_text(mesh) -> str:
+  """'data=2 fsdp=1 tensor=1 (2 cpu devices)': what the unit trains on."""
+  axes = " ".join(f"{name}={size}" for name, size in mesh.shape.items())
+  return f"{axes} ({mesh.devices.size} {mesh.devices.flat[0].platform} devices)"
+
+
 def _evaluate(program, evaluators, state) -> dict:
   values = {}
   logits_fn = program.logits_fn(state["params"])
@@ -267,9 +273,9 @@ def train_run(config, workdir: str) -> list[dict]:
   eval_at = set(config_lib.eval_steps(plan))
   log_every = max(config.train.log_every_steps, 1)
   pending = previous = diverged_at = None
-  logging.info("run %s: N=%d, %d steps of %d tokens, starting at step %d",
+  logging.info("run %s: N=%d, %d steps of %d tokens on mesh %s, starting at step %d",
                reporter.base["run"], plan.num_params, plan.steps,
-               plan.tokens_per_step, step)
+               plan.tokens_per_step, _mesh_text(mesh), step)
   interrupted = False
   with preemption.honoured():
     try:

@@ -22,7 +22,7 @@ def test_other_flags_pass_and_the_config_count_wins(monkeypatch):
   assert env["XLA_FLAGS"] == ("--xla_cpu_enable_fast_math=false --x=1 "
                               "--xla_force_host_platform_device_count=2")
   with pytest.raises(ValueError, match="config.launch.cpu_devices_per_unit must be a "
-                                       "positive int, got 0"):
+                                       r"positive int here \(0, one per core, is resolved .*got 0"):
     devices.slice_envs(_launch_cfg(cpu_devices_per_unit=0), gpus=[], cpus=[0])
 
 

@@ -88,8 +88,23 @@ def _gpus_per_unit(launch_cfg, gpus: list[str]) -> int:
 def _cpu_devices_per_unit(launch_cfg) -> int:
   count = launch_cfg.cpu_devices_per_unit
   if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-    raise ValueError(f"{_COUNT_FIELD} must be a positive int, got {count!r}")
+    raise ValueError(f"{_COUNT_FIELD} must be a positive int here (0, one per core, "
+                     f"is resolved by launch.run), got {count!r}")
   return count
+
+
+def cores_per_slice(launch_cfg, cpus: list[int] | None = None) -> int:
+  """The cores each of the `max_parallel` CPU slices gets (slice_envs pins them)."""
+  cpus = _cpus() if cpus is None else cpus
+  return max(1, len(cpus) // launch_cfg.max_parallel)
+
+
+def splits_over_cpu_cores(launch_cfg, gpus: list[str] | None = None) -> bool:
+  """Whether units run in CPU slices whose XLA host-device count this launcher sets
+  (local and xm_local with no GPU); elsewhere cpu_devices_per_unit means nothing."""
+  if launch_cfg.backend not in ("local", "xm_local"):
+    return False
+  return not (visible_gpus() if gpus is None else gpus)
 
 
 def unit_devices(launch_cfg, gpus: list[str] | None = None) -> tuple[int, str] | None:

@@ -16,7 +16,9 @@ def default_launch_config() -> ml_collections.ConfigDict:
       backend="local",  # one of BACKENDS
       max_parallel=1,  # units training at once (device slices; SLURM array width)
       dry_run=False,  # list the units with N, M, tokens and FLOPs; train nothing
-      cpu_devices_per_unit=1,  # XLA host devices of each unit process on CPU
+      # XLA host devices of each unit process on CPU; 0: one per core of the
+      # unit's slice, as many as every unit's mesh and batch accept (launch.run)
+      cpu_devices_per_unit=0,
       gpus_per_unit=0,  # 0: the visible GPUs split evenly over max_parallel
       progress_every_s=30.0,  # seconds between progress lines on stderr
       # print the sweep's expected wall time before training, from a probe of this
@@ -42,3 +44,7 @@ def check_launch_config(resolved) -> None:
   if not isinstance(resolved.max_parallel, int) or resolved.max_parallel < 1:
     raise ValueError(f"config.launch.max_parallel must be a positive int, got "
                      f"{resolved.max_parallel!r}")
+  count = resolved.cpu_devices_per_unit
+  if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+    raise ValueError(f"config.launch.cpu_devices_per_unit must be an int >= 0 (0: one "
+                     f"per core), got {count!r}")
