@@ -53,7 +53,8 @@ def test_cpu_and_gpu_slices(monkeypatch):
   monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8 --x=1")
   envs = devices.slice_envs(_launch_cfg(max_parallel=2), gpus=[], cpus=[0, 1, 2, 3])
   assert [e["SCALING_JAX_CPUS"] for e in envs] == ["0,1", "2,3"]
-  assert envs[0]["XLA_FLAGS"] == "--x=1 --xla_force_host_platform_device_count=1"
+  # By default one XLA device per core of the slice.
+  assert envs[0]["XLA_FLAGS"] == "--x=1 --xla_force_host_platform_device_count=2"
   envs = devices.slice_envs(_launch_cfg(max_parallel=2), gpus=list("0123"))
   assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0,1", "2,3"]
   with pytest.raises(ValueError, match="max_parallel=3.*gpus_per_unit=2"):

@@ -21,9 +21,14 @@ def test_other_flags_pass_and_the_config_count_wins(monkeypatch):
   [env] = devices.slice_envs(_launch_cfg(cpu_devices_per_unit=2), gpus=[], cpus=[0, 1])
   assert env["XLA_FLAGS"] == ("--xla_cpu_enable_fast_math=false --x=1 "
                               "--xla_force_host_platform_device_count=2")
-  with pytest.raises(ValueError, match="config.launch.cpu_devices_per_unit must be a "
-                                       r"positive int here \(0, one per core, is resolved .*got 0"):
-    devices.slice_envs(_launch_cfg(cpu_devices_per_unit=0), gpus=[], cpus=[0])
+  with pytest.raises(ValueError, match=r"config.launch.cpu_devices_per_unit must be an "
+                     r"int >= 0 \(0: one per core\), got -1"):
+    devices.slice_envs(_launch_cfg(cpu_devices_per_unit=-1), gpus=[], cpus=[0])
+  # 0: one device per core of the slice.
+  envs = devices.slice_envs(_launch_cfg(cpu_devices_per_unit=0, max_parallel=2),
+                            gpus=[], cpus=[0, 1, 2, 3, 4, 5])
+  assert [e["XLA_FLAGS"].split()[-1] for e in envs] == [
+      "--xla_force_host_platform_device_count=3"] * 2
 
 
 def test_a_different_user_count_gets_one_line_naming_both_and_the_field():

@@ -55,7 +55,7 @@ def device_count_note(launch_cfg, xla_flags: str | None = None) -> str:
   """
   flags = os.environ.get("XLA_FLAGS", "") if xla_flags is None else xla_flags
   counts = _DEVICE_COUNT_FLAG.findall(flags)
-  wanted = launch_cfg.cpu_devices_per_unit
+  wanted = _cpu_devices_per_unit(launch_cfg)
   if not counts or counts[-1] == str(wanted):  # the last of repeated flags counts
     return ""
   return (f"XLA_FLAGS sets --xla_force_host_platform_device_count={counts[-1]}, but "
@@ -85,12 +85,14 @@ def _gpus_per_unit(launch_cfg, gpus: list[str]) -> int:
   return per
 
 
-def _cpu_devices_per_unit(launch_cfg) -> int:
+def _cpu_devices_per_unit(launch_cfg, cpus: list[int] | None = None) -> int:
+  """The config's count; 0 is one per core of a slice (launch.run first lowers it
+  to what every unit's mesh and batch accept)."""
   count = launch_cfg.cpu_devices_per_unit
-  if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-    raise ValueError(f"{_COUNT_FIELD} must be a positive int here (0, one per core, "
-                     f"is resolved by launch.run), got {count!r}")
-  return count
+  if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+    raise ValueError(f"{_COUNT_FIELD} must be an int >= 0 (0: one per core), got "
+                     f"{count!r}")
+  return count or cores_per_slice(launch_cfg, cpus)
 
 
 def cores_per_slice(launch_cfg, cpus: list[int] | None = None) -> int:
@@ -137,9 +139,9 @@ def slice_envs(launch_cfg, gpus: list[str] | None = None,
     per = _gpus_per_unit(launch_cfg, gpus)
     return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[i * per:(i + 1) * per])}
             for i in range(slots)]
-  count = _cpu_devices_per_unit(launch_cfg)
   cpus = _cpus() if cpus is None else cpus
-  per = max(1, len(cpus) // slots)
+  count = _cpu_devices_per_unit(launch_cfg, cpus)
+  per = cores_per_slice(launch_cfg, cpus)
   envs = []
   for i in range(slots):
     # More slots than cores: slices wrap around and share cores.
