@@ -27,15 +27,21 @@ def test_after_them():
 '''
 
 
-def test_hung_tests_fail_with_their_stack_and_the_rest_run(tmp_path):
+def _pytest_with_this_conftest(tmp_path, name, tests, **env) -> tuple[int, str]:
+  """pytest run on `tests` beside a copy of this suite's conftest; (status, output)."""
   shutil.copy(REPO_ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
-  (tmp_path / "hangs_test.py").write_text(_TESTS)
+  (tmp_path / name).write_text(tests)
   done = subprocess.run(
-      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "hangs_test.py"],
+      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name],
       cwd=tmp_path, capture_output=True, text=True, timeout=120,
-      env={**os.environ, "SCALING_JAX_TEST_TIME_LIMIT_S": "2"})
-  out = done.stdout + done.stderr
-  assert done.returncode == 1, out
+      env={**os.environ, **env})
+  return done.returncode, done.stdout + done.stderr
+
+
+def test_hung_tests_fail_with_their_stack_and_the_rest_run(tmp_path):
+  status, out = _pytest_with_this_conftest(tmp_path, "hangs_test.py", _TESTS,
+                                           SCALING_JAX_TEST_TIME_LIMIT_S="2")
+  assert status == 1, out
   assert "3 failed, 1 passed" in out, out
   assert out.count("TestTimeLimitExceeded: test ran past 2 s") == 3, out
   # faulthandler's dump of every thread names the line each test hung on.
@@ -53,13 +59,8 @@ def test_leaves_a_thread_that_never_ends():
 
 
 def test_a_thread_left_running_does_not_keep_the_suite_from_exiting(tmp_path):
-  shutil.copy(REPO_ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
-  (tmp_path / "leaves_test.py").write_text(_LEFT_THREAD)
-  done = subprocess.run(
-      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "leaves_test.py"],
-      cwd=tmp_path, capture_output=True, text=True, timeout=120,
-      env={**os.environ, "SCALING_JAX_EXIT_GRACE_S": "2"})
-  out = done.stdout + done.stderr
-  assert done.returncode == 0 and "1 passed" in out, out  # the tests' own status
+  status, out = _pytest_with_this_conftest(tmp_path, "leaves_test.py", _LEFT_THREAD,
+                                           SCALING_JAX_EXIT_GRACE_S="2")
+  assert status == 0 and "1 passed" in out, out  # the tests' own status
   assert "threads still running: ['left-behind']" in out, out
   assert 'Thread 0x' in out and "in wait" in out, out
