@@ -153,4 +153,3 @@ def load_config(name: str, arg: str = ""):
   config = load_config_module(name).get_config(arg)
   config.lock()
   return config
-

@@ -5,7 +5,6 @@ import types
 import ml_collections
 import pytest
 
-from scaling_jax import launch
 from scaling_jax.launch import devices
 from scaling_jax.launch import options
 from scaling_jax.launch import units as units_lib
@@ -20,7 +19,7 @@ def _unit(name, batch, **mesh):
 def _resolved(units, **fields):
   cfg = options.default_launch_config()
   cfg.update(fields)
-  return launch._with_cpu_devices_resolved(cfg, units, devices, units_lib)  # pylint: disable=protected-access
+  return devices.with_cpu_devices_resolved(cfg, units)
 
 
 @pytest.fixture
@@ -65,9 +64,9 @@ def test_an_explicit_count_is_kept_and_the_users_config_is_not_changed(machine):
   cfg = options.default_launch_config()
   cfg.cpu_devices_per_unit = 3
   units = [_unit("u", 48)]
-  assert launch._with_cpu_devices_resolved(cfg, units, devices, units_lib) is cfg  # pylint: disable=protected-access
+  assert devices.with_cpu_devices_resolved(cfg, units) is cfg
   cfg.cpu_devices_per_unit = 0
-  assert launch._with_cpu_devices_resolved(cfg, units, devices, units_lib).cpu_devices_per_unit == 8  # pylint: disable=protected-access
+  assert devices.with_cpu_devices_resolved(cfg, units).cpu_devices_per_unit == 8
   assert cfg.cpu_devices_per_unit == 0
 
 

@@ -31,7 +31,6 @@ other launcher finishes: it trains what is left, then fits.
 """
 from __future__ import annotations
 
-import copy
 import os
 import sys
 
@@ -55,29 +54,6 @@ def _train(todo, launch_cfg, progress, workdir) -> dict[str, str]:
   return slurm.run_slurm(todo, launch_cfg, progress, workdir)
 
 
-def _with_cpu_devices_resolved(launch_cfg, units, devices, units_lib):
-  """launch_cfg with cpu_devices_per_unit 0 made a count: one XLA host device per
-  core of a unit's slice, or the most below that which every unit's mesh and global
-  batch accept. A unit then trains data-parallel over its cores, each device
-  running its ops on one core: 1.4x the tokens/s of one device whose ops share the
-  cores, at the benchmark shapes (docs/benchmarks.md). Where the launcher sets no
-  CPU device count (GPUs, inline, slurm), 0 stands for 1, the old default."""
-  if launch_cfg.cpu_devices_per_unit != 0:
-    return launch_cfg
-  count = 1
-  if devices.splits_over_cpu_cores(launch_cfg):
-    for candidate in range(devices.cores_per_slice(launch_cfg), 1, -1):
-      try:
-        units_lib.check_devices(units, (candidate, ""))
-      except ValueError:
-        continue
-      count = candidate
-      break
-  resolved = copy.deepcopy(launch_cfg)
-  resolved.cpu_devices_per_unit = count
-  return resolved
-
-
 def run(config, workdir: str) -> list[WorkUnit]:
   """Trains every unfinished unit of the sweep; returns all its units."""
   from scaling_jax.launch import progress as progress_lib  # pylint: disable=g-import-not-at-top
@@ -91,7 +67,7 @@ def run(config, workdir: str) -> list[WorkUnit]:
   # devices imports the worker module: imported here, not at the top, so that
   # `python -m scaling_jax.launch.worker` does not find its own module preloaded.
   from scaling_jax.launch import devices  # pylint: disable=g-import-not-at-top
-  launch_cfg = _with_cpu_devices_resolved(launch_cfg, units, devices, units_lib)
+  launch_cfg = devices.with_cpu_devices_resolved(launch_cfg, units)
   units_lib.check_devices(units, None if multi_process else devices.unit_devices(launch_cfg))
   if launch_cfg.dry_run:
     # The files the workers would read, so a user can check what each unit trains

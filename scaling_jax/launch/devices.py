@@ -10,11 +10,13 @@ memory the units need, so GPUs are counted with nvidia-smi.
 """
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
 import subprocess
 
+from scaling_jax.launch import options
 from scaling_jax.launch import worker
 
 _DEVICE_COUNT_FLAG = re.compile(r"--xla_force_host_platform_device_count=(\S*)")
@@ -86,13 +88,10 @@ def _gpus_per_unit(launch_cfg, gpus: list[str]) -> int:
 
 
 def _cpu_devices_per_unit(launch_cfg, cpus: list[int] | None = None) -> int:
-  """The config's count; 0 is one per core of a slice (launch.run first lowers it
-  to what every unit's mesh and batch accept)."""
-  count = launch_cfg.cpu_devices_per_unit
-  if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-    raise ValueError(f"{_COUNT_FIELD} must be an int >= 0 (0: one per core), got "
-                     f"{count!r}")
-  return count or cores_per_slice(launch_cfg, cpus)
+  """The config's count; 0 is one per core of a slice (with_cpu_devices_resolved
+  first lowers it to what every unit's mesh and batch accept)."""
+  options.check_cpu_devices_per_unit(launch_cfg.cpu_devices_per_unit)
+  return launch_cfg.cpu_devices_per_unit or cores_per_slice(launch_cfg, cpus)
 
 
 def cores_per_slice(launch_cfg, cpus: list[int] | None = None) -> int:
@@ -101,12 +100,34 @@ def cores_per_slice(launch_cfg, cpus: list[int] | None = None) -> int:
   return max(1, len(cpus) // launch_cfg.max_parallel)
 
 
-def splits_over_cpu_cores(launch_cfg, gpus: list[str] | None = None) -> bool:
+def _splits_over_cpu_cores(launch_cfg) -> bool:
   """Whether units run in CPU slices whose XLA host-device count this launcher sets
   (local and xm_local with no GPU); elsewhere cpu_devices_per_unit means nothing."""
-  if launch_cfg.backend not in ("local", "xm_local"):
-    return False
-  return not (visible_gpus() if gpus is None else gpus)
+  return launch_cfg.backend in ("local", "xm_local") and not visible_gpus()
+
+
+def with_cpu_devices_resolved(launch_cfg, units):
+  """launch_cfg with cpu_devices_per_unit 0 made a count: one XLA host device per
+  core of a unit's slice, or the most below that which every unit's mesh and global
+  batch accept. A unit then trains data-parallel over its cores, each device
+  running its ops on one core: 1.4x the tokens/s of one device whose ops share the
+  cores, at the benchmark shapes (docs/benchmarks.md). Where the launcher sets no
+  CPU device count (GPUs, inline, slurm), 0 stands for 1, the old default."""
+  if launch_cfg.cpu_devices_per_unit != 0:
+    return launch_cfg
+  from scaling_jax.launch import units as units_lib  # pylint: disable=g-import-not-at-top
+  count = 1
+  if _splits_over_cpu_cores(launch_cfg):
+    for candidate in range(cores_per_slice(launch_cfg), 1, -1):
+      try:
+        units_lib.check_devices(units, (candidate, ""))
+      except ValueError:
+        continue
+      count = candidate
+      break
+  resolved = copy.deepcopy(launch_cfg)
+  resolved.cpu_devices_per_unit = count
+  return resolved
 
 
 def unit_devices(launch_cfg, gpus: list[str] | None = None) -> tuple[int, str] | None:

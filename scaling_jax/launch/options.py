@@ -44,7 +44,11 @@ def check_launch_config(resolved) -> None:
   if not isinstance(resolved.max_parallel, int) or resolved.max_parallel < 1:
     raise ValueError(f"config.launch.max_parallel must be a positive int, got "
                      f"{resolved.max_parallel!r}")
-  count = resolved.cpu_devices_per_unit
+  check_cpu_devices_per_unit(resolved.cpu_devices_per_unit)
+
+
+def check_cpu_devices_per_unit(count) -> None:
+  """The one check of config.launch.cpu_devices_per_unit (0: one per core)."""
   if isinstance(count, bool) or not isinstance(count, int) or count < 0:
     raise ValueError(f"config.launch.cpu_devices_per_unit must be an int >= 0 (0: one "
                      f"per core), got {count!r}")
