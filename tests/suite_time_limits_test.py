@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ElementTree
 
 from conftest import REPO_ROOT
 
@@ -28,14 +29,24 @@ def test_after_them():
 
 
 def _pytest_with_this_conftest(tmp_path, name, tests, **env) -> tuple[int, str]:
-  """pytest run on `tests` beside a copy of this suite's conftest; (status, output)."""
+  """pytest run on `tests` beside a copy of this suite's conftest; (status, output).
+  It also writes report.xml (JUnit), whose per-test outcomes do not depend on the
+  terminal's width the way the printed summary lines do."""
   shutil.copy(REPO_ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
   (tmp_path / name).write_text(tests)
   done = subprocess.run(
-      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name],
+      [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+       "--junitxml=report.xml", name],
       cwd=tmp_path, capture_output=True, text=True, timeout=120,
       env={**os.environ, **env})
   return done.returncode, done.stdout + done.stderr
+
+
+def _failure_messages(report_path) -> dict[str, str | None]:
+  """Each test's failure message from a JUnit report, None where it passed."""
+  return {case.get("name"): (failure.get("message") if
+                             (failure := case.find("failure")) is not None else None)
+          for case in ElementTree.parse(report_path).iter("testcase")}
 
 
 def test_hung_tests_fail_with_their_stack_and_the_rest_run(tmp_path):
@@ -43,7 +54,12 @@ def test_hung_tests_fail_with_their_stack_and_the_rest_run(tmp_path):
                                            SCALING_JAX_TEST_TIME_LIMIT_S="2")
   assert status == 1, out
   assert "3 failed, 1 passed" in out, out
-  assert out.count("TestTimeLimitExceeded: test ran past 2 s") == 3, out
+  failures = _failure_messages(tmp_path / "report.xml")
+  assert failures.keys() == {"test_sleeping", "test_waiting_on_a_lock",
+                             "test_waiting_on_a_child", "test_after_them"}, out
+  for test in ("test_sleeping", "test_waiting_on_a_lock", "test_waiting_on_a_child"):
+    assert "TestTimeLimitExceeded: test ran past 2 s" in (failures[test] or ""), out
+  assert failures["test_after_them"] is None, out
   # faulthandler's dump of every thread names the line each test hung on.
   for line, test in ((5, "test_sleeping"), (10, "test_waiting_on_a_lock"),
                      (13, "test_waiting_on_a_child")):
