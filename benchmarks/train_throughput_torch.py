@@ -184,6 +184,8 @@ def jax_stepper(cfg, batch_np):
     nonlocal state
     state, metrics = program.step(state, batch_np, _LR)
     return float(metrics["loss"])  # blocks, so the step's time is all counted
+  # For profiles (step_profile.py): the compiled step's HLO, at the current state.
+  step.hlo = lambda: program.step_hlo(state, batch_np)
   return step
 
 
@@ -241,8 +243,9 @@ def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
   return 2 * size ** 3 / statistics.median(times) / 1e9
 
 
-def main(argv):
-  del argv
+def configure_runtimes() -> None:
+  """Threads, seeds and JAX's CPU device count for both frameworks, then a line
+  naming them. Called once, before anything asks JAX for its devices."""
   cores = os.cpu_count()
   # One intra-op thread per core: the default already, set so it is explicit.
   torch.set_num_threads(cores)
@@ -250,21 +253,28 @@ def main(argv):
   # Inductor compiles in-process: no worker-process pool left competing for the
   # two cores while the other frameworks are timed.
   torch._inductor.config.compile_threads = 1  # pylint: disable=protected-access
-  # Before anything asks JAX for its devices: the count is fixed at backend start.
-  # One per core by default, as many as divide the batch.
+  # The count is fixed at backend start. One per core by default, as many as
+  # divide the batch.
   devices = _JAX_CPU_DEVICES.value or max(
       d for d in range(1, cores + 1) if _BATCH.value % d == 0)
   jax.config.update("jax_num_cpu_devices", devices)
   print(f"jax {jax.__version__} on {len(jax.devices())} x {jax.devices()[0].device_kind} "
         f"devices; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads ({cores} cores); float32, batch "
-        f"{_BATCH.value}, median of {_STEPS.value} per-step times; torch "
-        f"attention: {_TORCH_ATTENTION.value}")
-  with _torch_attention_backend():
+        f"{_BATCH.value}; torch attention: {_TORCH_ATTENTION.value}")
+
+
+def main(argv):
+  del argv
+  configure_runtimes()
+  print(f"median of {_STEPS.value} per-step times, frameworks alternating in "
+        f"blocks of {_BLOCK.value}")
+  with torch_attention_backend():
     _run_and_report()
 
 
-def _torch_attention_backend():
+def torch_attention_backend():
+  """The context --torch_attention asks for: SDPA's own choice, or its math path."""
   if _TORCH_ATTENTION.value == "sdpa":
     return contextlib.nullcontext()
   from torch.nn.attention import SDPBackend, sdpa_kernel  # pylint: disable=g-import-not-at-top

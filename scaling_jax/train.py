@@ -102,6 +102,14 @@ class Program:
       return self._step(state, sharding.global_batch(local_batch, self.mesh),
                         np.float32(lr))
 
+  def step_hlo(self, state, local_batch: np.ndarray) -> str:
+    """The compiled step's optimized HLO, whose instruction names are what a
+    jax.profiler trace of the step reports (benchmarks/step_profile.py)."""
+    with jax.set_mesh(self.mesh):
+      lowered = self._step.lower(state, sharding.global_batch(local_batch, self.mesh),
+                                 np.float32(0.0))
+    return lowered.compile().as_text()
+
   def logits_fn(self, params):
     """logits_fn for evaluators, closed over `params` (see evals/base.py)."""
     def logits_fn(tokens_BT):
