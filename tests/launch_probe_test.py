@@ -169,3 +169,8 @@ def test_estimate_matches_a_real_sweep(tmp_path, monkeypatch, capsys):
   assert set(kept["units"]) == {"tiny-0_M10_s0", "tiny-0_M20_s0"}
   assert all(u["expected_rate"] > 0 for u in kept["units"].values())
   assert "ETA ?" not in err
+  # The probe timed the step on the devices the units trained on (one per core of
+  # the slice by default), not on one.
+  trained_on = {int(re.search(r"\((\d+) cpu devices\)", (
+      tmp_path / "work" / "runs" / unit / "log.txt").read_text())[1]) for unit in kept["units"]}
+  assert trained_on == {kept["timings"]["shapes"][0]["devices"]}, trained_on

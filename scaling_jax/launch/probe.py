@@ -5,7 +5,8 @@ process started as a worker would be (`python -m scaling_jax.launch.probe SPEC`,
 on the first device slice): its start-up (Python and the imports of the trainer),
 opening its data and building its evaluators, and for each distinct model shape
 (model config, global batch, seq_len) the compilation of the train step and the
-median time of a few steps on a one-device mesh with random tokens, then one
+median time of a few steps with random tokens, on the mesh the unit trains on (its
+config.mesh over the slice's devices: one per core by default), then one
 evaluation pass of the smallest shape, twice (the first compiles), and one
 checkpoint write. With more than MAX_PROBED_SHAPES shapes only the smallest and
 the largest are timed; the others' times come from a straight line through those
@@ -304,11 +305,13 @@ def _child(spec_path: str) -> None:
     return ds, evals_base.build_evaluators(smallest.get("evals"), ds)
 
   (_, evaluators), setup_s = _timed(setup)
-  mesh = sharding.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
   shapes, evals, checkpoint_s = [], [], 0.0
   for i, config in enumerate(configs):
+    # The unit's own mesh over the devices a worker of this slice has: a one-device
+    # mesh would time a step 1.3x slower than units on one device per core run it.
+    mesh = sharding.make_mesh(config.mesh)
     program, state, compile_s, step_s = _probe_shape(config, mesh, train, optim, jax, np)
-    shapes.append(dict(compile_s=compile_s, step_s=step_s))
+    shapes.append(dict(compile_s=compile_s, step_s=step_s, devices=int(mesh.devices.size)))
     if i:
       continue
     for _ in range(2):  # the first pass compiles the forward pass, the second not
