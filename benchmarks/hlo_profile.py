@@ -128,6 +128,10 @@ def op_times(trace_dir: str, hlo_text: str, steps: int, devices: int) -> OpTimes
     if event.get("ph") == "X" and name in program and not program[name].is_container:
       durations[name] += event["dur"]  # microseconds
       counts[name] += 1
+  if not durations:
+    # Zeros would read as "no time in matmuls"; the trace is of another program.
+    raise ValueError(f"no event of the trace under {trace_dir} names an instruction "
+                     "of the HLO given: trace and HLO are of different programs")
   per_step = 1.0 / (steps * devices)
 
   def ms(names):

@@ -82,6 +82,9 @@ def _config_path(argv) -> str | None:
   return None
 
 
+_HELP_FLAGS = ("--help", "-help", "-?", "--helpshort", "--helpfull")
+
+
 def parse_flags(argv):
   """absl parsing; every mistake in the flags ends in one message, exit status 2.
 
@@ -96,6 +99,12 @@ def parse_flags(argv):
              f"{os.getcwd()}); e.g. --config=configs/grid.py", USAGE)
   try:
     rest = flags.FLAGS(argv)
+  except SystemExit as e:
+    # absl's help flags print the help, then exit with status 1, which scripts and
+    # CI read as a failure; help that was asked for is a success.
+    if e.code == 1 and any(a.split("=")[0] in _HELP_FLAGS for a in argv[1:]):
+      raise SystemExit(0) from None
+    raise
   except (KeyError, AttributeError) as e:
     overrides = [a for a in argv[1:] if a.startswith("--config.")]
     refuse(f"the config has no field {_message(e)}",

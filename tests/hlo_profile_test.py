@@ -88,3 +88,9 @@ def test_op_times_split_per_step_and_device_without_counting_containers(tmp_path
 def test_a_missing_trace_names_the_directory(tmp_path):
   with pytest.raises(FileNotFoundError, match=str(tmp_path)):
     hlo_profile.op_times(str(tmp_path), _PROGRAM, steps=1, devices=1)
+
+
+def test_a_trace_of_another_program_is_refused(tmp_path):
+  _write_trace(tmp_path / "run", [dict(ph="X", name="fusion.99", dur=5, ts=0)])
+  with pytest.raises(ValueError, match="different programs"):
+    hlo_profile.op_times(str(tmp_path), _PROGRAM, steps=1, devices=1)
