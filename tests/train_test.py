@@ -1,4 +1,5 @@
 """The training loop end to end on the embedded corpus, shrunk to seconds."""
+import logging
 import os
 import pathlib
 import subprocess
@@ -69,20 +70,46 @@ def test_tensorboard_log_is_readable(full_run):
 
 
 def test_killed_run_resumes_bit_identically_without_duplicate_rows(
-    full_run, tmp_path, data_cache):
+    full_run, tmp_path, data_cache, caplog):
   _, full_rows = full_run
   workdir = str(tmp_path)
   first = train.train_run(small_config(data_cache, stop_after_steps=12), workdir)
   assert [r["step"] for r in first] == [8]
   assert checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  1).latest_step() == 12
-  second = train.train_run(small_config(data_cache), workdir)
+  with caplog.at_level(logging.INFO):
+    second = train.train_run(small_config(data_cache), workdir)
+  assert "starting at step 12" in caplog.text, caplog.text  # not retrained from 0
   assert [r["step"] for r in second] == [16, 26]
   table = runs_table.read_rows(os.path.join(workdir, "records.jsonl"))
   assert [r["step"] for r in table] == [8, 16, 26]
   for resumed, uninterrupted in zip(table, full_rows):
     for key in ("loss/validation", "loss/ood"):
       assert resumed[key] == uninterrupted[key]  # bit-identical on CPU
+
+
+def test_a_run_resumes_on_a_different_mesh(full_run, tmp_path, data_cache, caplog):
+  """A unit stopped on one layout resumes on another (as when a launch changes
+  cpu_devices_per_unit or a unit moves to a slice of another size): its checkpoint
+  restores into the new mesh's shardings, at its step, and training goes on to the
+  losses of an uninterrupted run up to float32 summation order."""
+  _, full_rows = full_run
+  workdir = str(tmp_path)
+  config = small_config(data_cache, stop_after_steps=12)
+  config.mesh.update(dict(data=8, fsdp=1, tensor=1))  # every parameter replicated
+  assert [r["step"] for r in train.train_run(config, workdir)] == [8]
+  config = small_config(data_cache)
+  config.mesh.update(dict(data=2, fsdp=4, tensor=1))  # parameters sharded 4 ways
+  with caplog.at_level(logging.INFO):
+    assert [r["step"] for r in train.train_run(config, workdir)] == [16, 26]
+  # Resumed, not retrained from step 0 (which would reach the same losses).
+  assert "on mesh data=2 fsdp=4 tensor=1 (8 cpu devices), starting at step 12" in (
+      caplog.text), caplog.text
+  table = runs_table.read_rows(os.path.join(workdir, "records.jsonl"))
+  assert [r["step"] for r in table] == [8, 16, 26]
+  for resumed, uninterrupted in zip(table, full_rows):
+    for key in ("loss/validation", "loss/ood"):
+      assert resumed[key] == pytest.approx(uninterrupted[key], rel=1e-4)
 
 
 def test_unreadable_checkpoint_fails_clearly_and_is_kept(tmp_path, data_cache):

@@ -19,6 +19,7 @@ Accuracy (the rule of LLM-Foundry's InContextLearning*Accuracy metrics):
 """
 from __future__ import annotations
 
+import collections
 from typing import Callable, Sequence
 
 import jax
@@ -82,6 +83,10 @@ def continuation_stats(logits: jax.Array, tokens: jax.Array,
   return summed, all_greedy
 
 
+# Batches scored ahead of the host (see score_requests).
+MAX_IN_FLIGHT = 2
+
+
 def _round_up(value: int, multiple: int) -> int:
   return -(-value // multiple) * multiple
 
@@ -100,17 +105,23 @@ def score_requests(requests: Sequence[prompts.Request], logits_fn: LogitsFn, *,
   if not requests:
     return np.zeros(0), lengths, np.zeros(0, dtype=bool)
   batch = _round_up(batch_size, int(getattr(logits_fn, "batch_multiple", 1) or 1))
-  pending = []
+  in_flight, done = collections.deque(), []
   for start in range(0, len(requests), batch):
     tokens, mask = pack_rows(requests[start:start + batch], seq_len, pad_id, batch)
     logits = logits_fn(tokens)
     if logits.ndim != 3 or logits.shape[:2] != (batch, seq_len):
       raise ValueError(f"logits_fn returned shape {logits.shape}; expected "
                        f"({batch}, {seq_len}, vocab)")
-    # Left on device until the end so the host does not wait on each batch.
-    pending.append(continuation_stats(logits, tokens, mask))
-  summed = np.concatenate([np.asarray(s) for s, _ in pending])[:len(requests)]
-  greedy = np.concatenate([np.asarray(g) for _, g in pending])[:len(requests)]
+    # The host does not wait on the batch it just sent, only on one sent
+    # MAX_IN_FLIGHT batches ago: with no bound, dozens of queued programs that
+    # gather parameters (fsdp or tensor mesh axes > 1) deadlock XLA:CPU's
+    # collectives, and the process aborts (tests/icl_scoring_in_flight_test.py).
+    in_flight.append(continuation_stats(logits, tokens, mask))
+    if len(in_flight) > MAX_IN_FLIGHT:
+      done.append(jax.device_get(in_flight.popleft()))
+  done.extend(jax.device_get(list(in_flight)))
+  summed = np.concatenate([s for s, _ in done])[:len(requests)]
+  greedy = np.concatenate([g for _, g in done])[:len(requests)]
   return summed.astype(np.float64), lengths, greedy.astype(bool)
 
 
