@@ -18,12 +18,10 @@ less the ops' time: Python, dispatch, the profiler's own cost, and on JAX the
 devices' idle time. Profilers slow small ops (PyTorch eager most), so the
 unprofiled median step is printed beside each row for scale.
 """
-import statistics
 import tempfile
 import time
 
 import jax
-import numpy as np
 from absl import app
 from absl import flags
 
@@ -43,13 +41,16 @@ _TORCH_MATMULS = frozenset({"aten::mm", "aten::bmm", "aten::addmm", "aten::baddb
 _TORCH_ATTENTION = "scaled_dot_product"
 
 
-def unprofiled_ms(step, steps: int = 10) -> float:
-  times = []
+def unprofiled_ms(step) -> float:
+  return 1e3 * bench.median_seconds(step, 10)
+
+
+def mean_ms(step, steps: int) -> float:
+  """Wall milliseconds per call over `steps` calls in a row (under a profiler)."""
+  start = time.perf_counter()
   for _ in range(steps):
-    start = time.perf_counter()
     step()
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
+  return 1e3 * (time.perf_counter() - start) / steps
 
 
 def profile_jax(cfg, batch) -> dict:
@@ -60,10 +61,7 @@ def profile_jax(cfg, batch) -> dict:
   steps = _PROFILED_STEPS.value
   with tempfile.TemporaryDirectory() as trace_dir:
     jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
-    start = time.perf_counter()
-    for _ in range(steps):
-      step()
-    wall_ms = 1e3 * (time.perf_counter() - start) / steps
+    wall_ms = mean_ms(step, steps)
     jax.profiler.stop_trace()
     devices = len(jax.devices())
     ops = hlo_profile.op_times(trace_dir, hlo, steps, devices)
@@ -82,10 +80,7 @@ def profile_torch(cfg, batch, compiled: bool) -> dict:
   steps = _PROFILED_STEPS.value
   with torch_profiler.profile(activities=[torch_profiler.ProfilerActivity.CPU],
                               with_flops=True) as prof:
-    start = time.perf_counter()
-    for _ in range(steps):
-      step()
-    wall_ms = 1e3 * (time.perf_counter() - start) / steps
+    wall_ms = mean_ms(step, steps)
   matmul_ms = matmul_flops = attention_ms = other_ms = ops = 0.0
   other = {}
   for op in prof.key_averages():
@@ -141,9 +136,7 @@ def main(argv):
   with bench.torch_attention_backend():
     for name in bench._MODELS.value:  # pylint: disable=protected-access
       cfg = model_lib.preset(name)
-      batch = np.random.default_rng(0).integers(
-          0, min(cfg.vocab_size, 256), (bench._BATCH.value, cfg.seq_len + 1),  # pylint: disable=protected-access
-          dtype=np.int32)
+      batch = bench.random_batch(cfg)
       rows = {"jax": profile_jax(cfg, batch),
               "eager": profile_torch(cfg, batch, compiled=False)}
       if bench._COMPILE.value:  # pylint: disable=protected-access

@@ -197,11 +197,26 @@ def warm(stepper):
   return time.perf_counter() - start, loss
 
 
+def random_batch(cfg) -> np.ndarray:
+  """The [--batch, seq_len + 1] int32 tokens both frameworks train on (seed 0)."""
+  return np.random.default_rng(0).integers(
+      0, min(cfg.vocab_size, 256), (_BATCH.value, cfg.seq_len + 1), dtype=np.int32)
+
+
+def median_seconds(fn, repeats: int) -> float:
+  """The median wall time of `repeats` calls of `fn` (which must block)."""
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
 def bench(name):
   """One shape: build and warm every framework, then alternate timed blocks."""
   cfg = model_lib.preset(name)
-  batch = np.random.default_rng(0).integers(
-      0, min(cfg.vocab_size, 256), (_BATCH.value, cfg.seq_len + 1), dtype=np.int32)
+  batch = random_batch(cfg)
   steppers = {"jax": jax_stepper(cfg, batch), "eager": torch_stepper(cfg, batch, False)}
   if _COMPILE.value:
     steppers["compile"] = torch_stepper(cfg, batch, True)
@@ -235,12 +250,8 @@ def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
   a = jax.random.normal(jax.random.key(0), (size, size), np.float32)
   dot = jax.jit(lambda x, y: x @ y)
   dot(a, a).block_until_ready()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    dot(a, a).block_until_ready()
-    times.append(time.perf_counter() - start)
-  return 2 * size ** 3 / statistics.median(times) / 1e9
+  return 2 * size ** 3 / median_seconds(lambda: dot(a, a).block_until_ready(),
+                                        repeats) / 1e9
 
 
 def configure_runtimes() -> None:
