@@ -4,7 +4,7 @@ design's accuracy for the held-out 1.4B target on at most half of its fit FLOPs?
   python benchmarks/advisor_oracle.py [--testbed ../shared/data/openlm_testbed] \
       [--train rpj,c4_original,rw_original] [--share 0.5] [--min-multiplier 10]
 
-Per training set, with the retrospective's roles and pool (scaling_jax/retrospective.py:
+Per training set, with the retrospective's roles and pool (scaling_jax/fitting/retrospective.py:
 start = the two smallest sizes at M = 20, runs below --min-multiplier left out, the
 1.4B run the target), every design = start + a subset of the pool whose fit FLOPs are
 <= the paper design's is enumerated (exhaustive: ~24,000 designs; ~4,600 of them within
@@ -34,28 +34,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scaling_jax import fitting
-from scaling_jax import retrospective
 from scaling_jax import runs as runs_lib
+from scaling_jax.fitting import predictions
+from scaling_jax.fitting import retrospective
+from scaling_jax.fitting import study_fit
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
 from scaling_jax.laws import predict as predict_lib
 
-CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "advise.py"
+CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "testbed.py"
 METRICS = ("loss", "err")
 CHUNK = 4096  # designs per batched solve: bounds memory, not results
 
 
 def load_runs(train: str, testbed: str):
-  """(Runs, config) exactly as the retrospective study sees them (configs/advise.py)."""
+  """(Runs, config) exactly as the retrospective study sees them (configs/testbed.py:replay)."""
   spec = importlib.util.spec_from_file_location("_advise_config", CONFIG)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config(f"train={train}")
-  config.runs.testbed_dir = testbed
+  config = module.get_config(f"train={train},replay")
+  config.runs.path = testbed
   source = runs_lib.load(config, "/nonexistent-workdir")  # the testbed reads no workdir
   # The study's fit adds each run's 'err' (the paper's task subset), as in the study.
-  fit = fitting.fit(source.rows, source.task_baselines, config.study)
+  fit = study_fit.fit(source.rows, source.task_baselines, config.study)
   return retrospective.Runs.from_rows(fit.rows, config.study.val_set), config
 
 

@@ -58,7 +58,7 @@ from scipy import stats
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from scaling_jax import curves as curves_lib  # noqa: E402
+from scaling_jax.fitting import curves as curves_lib  # noqa: E402
 from scaling_jax.laws import bootstrap as bootstrap_lib  # noqa: E402
 from scaling_jax.laws import cluster as cluster_lib  # noqa: E402
 from scaling_jax.laws import fit as fit_lib  # noqa: E402
@@ -232,7 +232,7 @@ CURVE_RUNS = {  # (N, M) of each run; a run's final tokens are M N
     "curves5": ((3e7, 20.0), (1.2e8, 20.0), (5e8, 20.0), (1e9, 20.0), (3e7, 320.0)),
 }
 # Each run's checkpoints, as fractions of its final tokens: 10 evenly spaced past
-# an early-training cut at 25% (study.min_fraction), where Eq. 3 describes curves.
+# an early-training cut at 25% (study.curves.min_fraction), where Eq. 3 describes curves.
 CHECKPOINTS = np.linspace(0.25, 1.0, 10)
 # A run's offset (its seed's luck, shared by all its checkpoints: what makes
 # checkpoints of one run dependent) and each checkpoint's own evaluation noise.

@@ -30,11 +30,11 @@ from scipy.optimize import OptimizeWarning, curve_fit, least_squares
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import configs.testbed as testbed_config  # noqa: E402
-from scaling_jax import fitting  # noqa: E402
-from scaling_jax.runs import openlm_testbed  # noqa: E402
+from scaling_jax.fitting import points  # noqa: E402
 from scaling_jax.laws import bootstrap as bootstrap_lib  # noqa: E402
 from scaling_jax.laws import fit as fit_lib  # noqa: E402
 from scaling_jax.laws import forms  # noqa: E402
+from scaling_jax.runs import openlm_testbed  # noqa: E402
 
 TESTBED = pathlib.Path(__file__).resolve().parents[2] / "shared/data/openlm_testbed"
 
@@ -42,7 +42,7 @@ TESTBED = pathlib.Path(__file__).resolve().parents[2] / "shared/data/openlm_test
 def design():
   if (TESTBED / "models").is_dir():
     rows = [r for r in openlm_testbed.load_rows(TESTBED) if r["dataset"] == "rpj"]
-    rows = fitting.select_points(rows, fitting.names(testbed_config.get_config().study.loss_design))
+    rows = points.select_points(rows, points.names(testbed_config.get_config().study.loss_design))
     return ({"C": np.array([r["flops"] for r in rows]), "M": np.array([r["M"] for r in rows])},
             np.array([r["loss/c4_val"] for r in rows]), "testbed rpj, c4_val")
   c = np.array([1.3e16, 7.5e17, 2.8e18, 2.0e19, 2.1e17])

@@ -1,22 +1,22 @@
 r"""Fit a scaling law to training curves: every checkpoint of some runs, then predict others.
 
   python -m scaling_jax.main --config=configs/curves.py:csv=PATH \
-      --config.study.fit_runs=a,b,c --config.study.targets=d \
-      --config.study.min_tokens=1e10 --workdir=OUT
+      --config.study.curves.fit_runs=a,b,c --config.study.curves.targets=d \
+      --config.study.curves.min_tokens=1e10 --workdir=OUT
 
 PATH is a .csv or .jsonl log with one row per (run, checkpoint), by default with
 columns run, params, tokens, loss (optional family, seed, step, flops); any other
 layout is read through `--config.runs.csv.*` (column names, tokens from steps,
 '2.8B'-style counts, size names, row filters: see scaling_jax/runs/csv_mapping.py).
 Nothing is trained. Fitted: Eq. 3, L(N, D) = E + A N^-alpha + B D^-beta, on every
-checkpoint of study.fit_runs past the early-training cut (study.min_tokens,
-study.min_fraction), each checkpoint weighing 1 (or each run 1 in all with
---config.study.weighting=run). Reported for each target: ARE over its late
-checkpoints (study.late_fraction, default the last 30% of its tokens) and the
+checkpoint of study.curves.fit_runs past the early-training cut (study.curves.min_tokens,
+study.curves.min_fraction), each checkpoint weighing 1 (or each run 1 in all with
+--config.study.curves.weighting=run). Reported for each target: ARE over its late
+checkpoints (study.curves.late_fraction, default the last 30% of its tokens) and the
 relative error at its final checkpoint, with cluster-bootstrap intervals (whole
-runs resampled). Borrowed parameters: --config.study.borrow=alpha,beta[,E] with
---config.study.borrow_from=e,f (fitted in the same call) or
---config.study.borrow_values=alpha=0.34,beta=0.28.
+runs resampled). Borrowed parameters: --config.study.curves.borrow=alpha,beta[,E] with
+--config.study.curves.borrow_from=e,f (fitted in the same call) or
+--config.study.curves.borrow_values=alpha=0.34,beta=0.28.
 
 Variants after the colon: csv=PATH (the log; same as --config.runs.path).
 """
@@ -26,8 +26,8 @@ from scaling_jax import config_lib
 # colon -> what it gives); see scaling_jax/config_variants.py.
 VARIANTS = {
     "csv=PATH": "the .csv or .jsonl log to fit (same as --config.runs.path); "
-                "name the runs with --config.study.fit_runs=a,b and "
-                "--config.study.targets=c",
+                "name the runs with --config.study.curves.fit_runs=a,b and "
+                "--config.study.curves.targets=c",
 }
 
 

@@ -13,7 +13,7 @@ Variants (after the colon, comma-separated `key=value` or bare flags):
   smoke    six tiny runs (five to fit, one target) for tests, about 2 minutes on 2 cores.
   paper    the paper's 104-model testbed for GPU/TPU clusters (see paper_sweep).
   seeds=K  K seeds per unit (default 1).
-  advise   the default study, then the run advisor (scaling_jax/advice.py): it
+  advise   the default study, then the run advisor (scaling_jax/fitting/advice.py): it
            proposes runs for study.advise.budget_flops (default ADVISE_BUDGET) and
            trains them next, then refits; the loss and error laws use every run
            that is not a target, so each call adds one advised batch.

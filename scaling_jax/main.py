@@ -2,7 +2,7 @@ r"""Command line: run a study from an ml-collections config.
 
   python -m scaling_jax.main --config=configs/grid.py --workdir=OUT
   python -m scaling_jax.main --config=configs/testbed.py:train=rpj \
-      --config.testbed_dir=../shared/data/openlm_testbed --workdir=OUT
+      --config.runs.path=../shared/data/openlm_testbed --workdir=OUT
 
 Flags live here only; everything else is `scaling_jax.study.run(config, workdir)`,
 which notebooks call directly. The config is locked, so an override of a field it
@@ -29,6 +29,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from scaling_jax import config_variants
+from scaling_jax import fitting
 
 # absl's --help prints this module's docstring: end it with each config's variants,
 # read from the VARIANTS each config file declares, so the list cannot go stale.

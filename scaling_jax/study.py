@@ -4,7 +4,7 @@
                       units are skipped, killed ones resume from checkpoints)
   rows = runs.load    config.runs: own runs under WORKDIR/runs, or the released
                       testbed (scaling_jax.runs)
-  fit  = fitting.fit  config.study: designs, seed means, task subset, both laws,
+  fit  = fitting       config.study: designs, seed means, task subset, both laws,
                       predictions with intervals, influences, compute-optimal M*
   report.write        WORKDIR/report/: summary.md, fit.json, predictions.csv, plots
 
@@ -19,13 +19,15 @@ import pathlib
 import tempfile
 import time
 
-from scaling_jax import advice
-from scaling_jax import curves
-from scaling_jax import fit_cache
-from scaling_jax import fitting
 from scaling_jax import report
 from scaling_jax import runs as runs_lib
+from scaling_jax.fitting import advice
+from scaling_jax.fitting import curves
+from scaling_jax.fitting import points
+from scaling_jax.fitting import settings as fitting_settings
+from scaling_jax.fitting import study_fit
 from scaling_jax.laws import sanity
+from scaling_jax.report import fit_cache
 
 
 def _train(config, workdir) -> bool:
@@ -35,7 +37,7 @@ def _train(config, workdir) -> bool:
   return not config.launch.dry_run
 
 
-def _flag_fits(fit: fitting.StudyFit) -> None:
+def _flag_fits(fit: study_fit.StudyFit) -> None:
   """Notes for every law that did not converge or contradicts its own premise.
 
   The fit stands (a reader may still want it), but no output presents it plainly.
@@ -65,7 +67,7 @@ def _flag_fits(fit: fitting.StudyFit) -> None:
 
 
 def fit_and_report(config, workdir, *, train_seconds: float | None = None
-                   ) -> fitting.StudyFit:
+                   ) -> study_fit.StudyFit:
   """Reads the runs, fits config.study and writes WORKDIR/report/."""
   started = time.time()
   report_dir = pathlib.Path(workdir) / "report"
@@ -81,12 +83,12 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
   if fit is None:
     logging.info("fitting %d rows from %s", len(source.rows), source.where)
     # Curve fits when the study names runs to fit on every checkpoint of.
-    fit_rows = curves.fit if config.study.fit_runs else fitting.fit
+    fit_rows = curves.fit if config.study.curves.fit_runs else study_fit.fit
     fit = fit_rows(source.rows, source.task_baselines, config.study)
     fit.notes = list(source.notes) + fit.notes
-    if isinstance(fit, fitting.StudyFit):
+    if isinstance(fit, study_fit.StudyFit):
       _flag_fits(fit)
-      loss_design, _, targets = fitting.designs(config.study, fit.rows)
+      loss_design, _, targets = points.designs(config.study, fit.rows)
       fit.checkpoint_fit, fit.checkpoint_fit_note = curves.beside_final(
           source.rows, config.study, loss_design, targets)
       if config.study.advise.budget_flops:
@@ -125,13 +127,9 @@ def check_workdir(workdir: str) -> None:
                      f"{e.filename or workdir}); {fix}") from None
 
 
-def run(config, workdir) -> fitting.StudyFit | None:
+def run(config, workdir) -> study_fit.StudyFit | None:
   """Trains the sweep's missing units, fits and reports (None on a dry run)."""
-  fitting.check_study(config.study)  # a bad study field fails before any training
-  advice.check(config.study.advise)
-  advice.check_retrospective(config.study.retrospective)
-  if config.study.fit_runs:
-    curves.check_curves(config.study)
+  fitting_settings.check(config.study)  # a bad study field fails before any training
   workdir = os.fspath(workdir)
   check_workdir(workdir)
   start = time.time()

@@ -23,7 +23,7 @@ from flax import nnx
 
 from scaling_jax import checkpoint
 from scaling_jax import compile_cache
-from scaling_jax import config_lib
+from scaling_jax import plan as plan_lib
 from scaling_jax import data
 from scaling_jax import event_log
 from scaling_jax import model as model_lib
@@ -147,7 +147,7 @@ class _Reporter:
     self.base = dict(run=config.get("name") or os.path.basename(
         os.path.normpath(workdir)), N=plan.num_params, M=plan.tokens_per_param,
                      model=cfg.name, dataset=dataset_name, seed=config.seed,
-                     config=config_lib.to_json(config))
+                     config=runs_table.config_json(config))
     self.hparams = {k: self.base[k] for k in ("N", "M", "model", "dataset", "seed")}
     self.hparams.update(peak_lr=config.optim.peak_lr, steps=plan.steps,
                         global_batch=config.train.global_batch)
@@ -218,7 +218,7 @@ def _open_data(config, cfg, plan):
     raise ValueError(f"config.model.vocab_size ({cfg.vocab_size}) is smaller than "
                      f"the tokenizer's vocabulary ({ds.tokenizer.vocab_size}); set "
                      f"config.model.vocab_size >= {ds.tokenizer.vocab_size}")
-  config_lib.check_data_fits(plan, ds.num_tokens("train"))
+  plan_lib.check_data_fits(plan, ds.num_tokens("train"))
   return ds
 
 
@@ -251,7 +251,7 @@ def train_run(config, workdir: str) -> list[dict]:
   """Trains (or resumes) one unit; returns the runs-table rows written this call."""
   sharding.maybe_initialize_distributed(config)
   compile_cache.configure(config.train)  # before the first compile
-  plan, cfg = config_lib.plan(config), config_lib.model_config(config)
+  plan, cfg = plan_lib.plan(config), plan_lib.model_config(config)
   mesh = sharding.make_mesh(config.mesh)
   ds = _open_data(config, cfg, plan)
   reader = data.BatchReader(ds, split="train", seq_len=cfg.seq_len,
@@ -278,7 +278,7 @@ def train_run(config, workdir: str) -> list[dict]:
   batches = grain_reader.batch_iterator(
       reader, start_step=step, stop_step=stop,
       backend=data.resolve_config(config.data).reader)
-  eval_at = set(config_lib.eval_steps(plan))
+  eval_at = set(plan_lib.eval_steps(plan))
   log_every = max(config.train.log_every_steps, 1)
   pending = previous = diverged_at = None
   logging.info("run %s: N=%d, %d steps of %d tokens on mesh %s, starting at step %d",

@@ -16,7 +16,7 @@ from conftest import REPO_ROOT
 from scaling_jax import main as main_lib
 
 GRID = str(REPO_ROOT / "configs" / "grid.py")
-ADVISE = str(REPO_ROOT / "configs" / "advise.py")
+REPLAY = str(REPO_ROOT / "configs" / "testbed.py") + ":train=rpj,replay"
 
 
 def _cli(argv, monkeypatch, capsys) -> tuple[int, str]:
@@ -75,7 +75,7 @@ def test_no_arguments_print_the_usage_and_exit_2():
 @pytest.mark.parametrize("value", [-1, 0, 1])
 @pytest.mark.parametrize("config, field", [
     (f"{GRID}:smoke", "study.bootstrap.num_resamples"),
-    (f"{ADVISE}:train=rpj", "study.retrospective.num_resamples"),
+    (REPLAY, "study.retrospective.num_resamples"),
 ])
 def test_too_few_resamples_are_refused_naming_the_field(config, field, value, tmp_path,
                                                         monkeypatch, capsys):
@@ -97,7 +97,7 @@ def test_too_few_resamples_are_refused_naming_the_field(config, field, value, tm
 ])
 def test_other_interval_and_replay_fields_are_checked_up_front(override, said, tmp_path,
                                                                monkeypatch, capsys):
-  err = _refused(*_cli([f"--config={ADVISE}:train=rpj", f"--workdir={tmp_path / 'out'}",
+  err = _refused(*_cli([f"--config={REPLAY}", f"--workdir={tmp_path / 'out'}",
                         f"--config.{override}"], monkeypatch, capsys))
   assert said in err
 
@@ -193,7 +193,7 @@ def test_the_cli_names_a_testbed_file_that_is_not_utf8(tmp_path, testbed_dir,
   model = sorted((copy / "models").glob("*.json"))[0]
   model.write_bytes(LATIN1)
   err = _refused(*_cli([f"--config={REPO_ROOT}/configs/testbed.py:train=rpj",
-                        f"--config.testbed_dir={copy}", f"--workdir={tmp_path / 'out'}"],
+                        f"--config.runs.path={copy}", f"--workdir={tmp_path / 'out'}"],
                        monkeypatch, capsys))
   assert f"error: {model}: not UTF-8 text" in err
 

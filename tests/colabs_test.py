@@ -6,15 +6,17 @@ outputs; docs/notebooks/ holds executed copies (python colabs/publish.py).
 """
 import pathlib
 import re
+import shutil
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from conftest import SMOKE_RESAMPLES
+
 COLABS = pathlib.Path(__file__).resolve().parents[1] / "colabs"
 PUBLISHED = COLABS.parent / "docs" / "notebooks"
 NOTEBOOKS = ["quickstart.ipynb", "testbed.ipynb"]
-NUM_RESAMPLES = 64
 # The repository's GitHub path, a placeholder until it is published (README.md).
 REPO_SLUG = "OWNER/REPO"
 
@@ -78,10 +80,14 @@ def test_published_copy_is_executed_and_current(name):
   assert (PUBLISHED / name).stat().st_size < 1_000_000
 
 
-def test_quickstart_runs_the_smoke_study(tmp_path, monkeypatch):
+def test_quickstart_runs_the_smoke_study(smoke_study, tmp_path, monkeypatch):
+  # The notebook runs the smoke study in a copy of the session's trained one: it
+  # finds every unit finished (training is tested with the study itself) and runs
+  # each of its cells on the real runs.
   workdir = tmp_path / "smoke_study"
+  shutil.copytree(smoke_study[0], workdir)
   notebook = _execute("quickstart.ipynb", monkeypatch, SCALING_JAX_WORKDIR=workdir,
-                      SCALING_JAX_RESAMPLES=NUM_RESAMPLES)
+                      SCALING_JAX_RESAMPLES=SMOKE_RESAMPLES)
   text = _text(notebook)
   assert "relative error" in text and "second run:" in text
   assert (workdir / "report" / "summary.md").is_file()
@@ -89,7 +95,7 @@ def test_quickstart_runs_the_smoke_study(tmp_path, monkeypatch):
 
 def test_testbed_notebook_reproduces_figure_1(testbed_dir, tmp_path, monkeypatch):
   notebook = _execute("testbed.ipynb", monkeypatch, SCALING_JAX_TESTBED=testbed_dir,
-                      SCALING_JAX_WORKDIR=tmp_path, SCALING_JAX_RESAMPLES=NUM_RESAMPLES)
+                      SCALING_JAX_WORKDIR=tmp_path, SCALING_JAX_RESAMPLES=SMOKE_RESAMPLES)
   text = _text(notebook)
   assert f"testbed: {testbed_dir} (" in text  # the local copy, not a download
   # Table 6 and Figure 1's two panels are asserted inside the notebook; here, that

@@ -6,8 +6,8 @@ import os
 import jax
 import pytest
 
+from conftest import tiny_train_config
 from scaling_jax import compile_cache
-from scaling_jax import config_lib
 from scaling_jax import train
 from scaling_jax import train_metrics
 from scaling_jax.launch import units as units_lib
@@ -18,16 +18,10 @@ _UNIT_PROGRAMS = ("jit_train_step-", "jit__init_state-", "jit__apply-")
 
 
 def _config(data_cache, cache_dir, **train_overrides):
-  config = config_lib.default_config()
-  config.model.update(dict(name="tiny-1", width=32, num_layers=2, num_heads=2,
-                           seq_len=32))
-  config.data.cache_dir = data_cache
   # 9 steps of 256 tokens, one evaluation (the last step).
-  config.train.update(dict(dict(tokens_per_param=0.05, global_batch=8,
-                                eval_every_tokens=1 << 20,
-                                checkpoint_every_tokens=1 << 20,
-                                log_every_steps=1, compilation_cache_dir=cache_dir),
-                           **train_overrides))
+  config = tiny_train_config(data_cache, **dict(dict(
+      tokens_per_param=0.05, eval_every_tokens=1 << 20, checkpoint_every_tokens=1 << 20,
+      log_every_steps=1, compilation_cache_dir=cache_dir), **train_overrides))
   config.evals.val.update(dict(max_tokens=256, batch_size=8))
   return config
 

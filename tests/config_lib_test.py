@@ -3,6 +3,7 @@ import pytest
 
 from conftest import load_config_module
 from scaling_jax import config_lib
+from scaling_jax import plan as plan_lib
 from scaling_jax import model as model_lib
 from scaling_jax.evals.icl import evaluator as icl_evaluator
 
@@ -15,7 +16,7 @@ def _plan(**fields):
     section, _, leaf = key.partition(".")
     if section != "model":
       config[section][leaf] = value
-  return config_lib.plan(config)
+  return plan_lib.plan(config)
 
 
 def test_default_tree_has_every_section_and_locks():
@@ -74,7 +75,7 @@ def test_warmup_from_steps_tokens_or_fraction():
 
 def test_eval_steps_end_at_the_last_and_skip_near_duplicates():
   plan = _plan(**{"train.global_batch": 8})
-  steps = config_lib.eval_steps(plan)
+  steps = plan_lib.eval_steps(plan)
   assert steps[-1] == plan.steps and steps == sorted(set(steps))
   assert all(plan.steps - s >= plan.eval_every_steps / 2 for s in steps[:-1])
 

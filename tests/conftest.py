@@ -153,3 +153,49 @@ def load_config(name: str, arg: str = ""):
   config = load_config_module(name).get_config(arg)
   config.lock()
   return config
+
+
+# The smallest real training run the tests use: tiny-1 narrowed to width 32, two
+# layers, sequences of 32 tokens. At M = 0.15 it is 6,552 tokens, 26 steps of 256.
+TINY_MODEL = dict(name="tiny-1", width=32, num_layers=2, num_heads=2, seq_len=32)
+TINY_TRAIN = dict(tokens_per_param=0.15, global_batch=8, eval_every_tokens=2048,
+                  checkpoint_every_tokens=2048, log_every_steps=5)
+
+
+def tiny_train_config(data_cache: str, **train_overrides):
+  """The default config with TINY_MODEL, the embedded corpus prepared in `data_cache`,
+  and TINY_TRAIN updated by `train_overrides`."""
+  from scaling_jax import config_lib  # pylint: disable=import-outside-toplevel
+  config = config_lib.default_config()
+  config.model.update(TINY_MODEL)
+  config.data.cache_dir = str(data_cache)
+  config.train.update(dict(TINY_TRAIN, **train_overrides))
+  config.evals.val.update(dict(max_tokens=2048, batch_size=8))
+  return config
+
+
+@pytest.fixture(scope="session")
+def data_cache(tmp_path_factory) -> str:
+  """One prepared-corpus cache for the whole session: each test module that trains
+  prepared the embedded corpus again before (seconds each, every time)."""
+  return str(tmp_path_factory.mktemp("data_cache"))
+
+
+SMOKE_RESAMPLES = 64  # the smoke study's intervals are checked, not their precision
+
+
+def smoke_config():
+  """configs/grid.py:smoke as the tests run it."""
+  config = load_config("grid", "smoke")
+  config.study.bootstrap.num_resamples = SMOKE_RESAMPLES
+  return config
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory):
+  """(workdir, StudyFit) of configs/grid.py:smoke, trained and reported once per
+  session: the study's own test and the quickstart notebook's both read it, each
+  from a copy, instead of training the six runs twice."""
+  from scaling_jax import study  # pylint: disable=import-outside-toplevel
+  workdir = tmp_path_factory.mktemp("smoke_study")
+  return workdir, study.run(smoke_config(), workdir)

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from conftest import load_config_module
-from scaling_jax import fitting
 from scaling_jax import launch
 from scaling_jax import model as model_lib
+from scaling_jax.fitting import points
 
 grid = load_config_module("grid")
 
@@ -31,7 +31,7 @@ def test_default_design_shape_and_study_fields():
   for arg in ("", "smoke", "paper"):
     config = grid.get_config(arg)
     labels = {u.label for u in launch.build_units(config, "/tmp/unused")}
-    loss, err, targets = (set(fitting.names(config.study[k]))
+    loss, err, targets = (set(points.names(config.study[k]))
                           for k in ("loss_design", "err_design", "targets"))
     assert loss and targets and loss <= labels and targets <= labels
     assert loss <= err <= labels and not err & targets
@@ -52,7 +52,7 @@ def test_paper_variant_is_the_released_104_runs():
   assert big.config.optim.warmup_steps == 5000
   assert big.config.model.seq_len == 2048 and big.config.model.vocab_size == 50432
   assert by_label[("c4", "openlm-11m@20")].config.train.global_batch == 64
-  assert fitting.names(config.study.err_design)[-1] == "openlm-1b@20"
+  assert points.names(config.study.err_design)[-1] == "openlm-1b@20"
 
 
 def test_paper_dry_run_writes_each_units_config_and_trains_nothing(tmp_path, capsys):

@@ -67,7 +67,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_cycle_finder_finds_a_planted_cycle():
   graph = import_graph()
-  assert "scaling_jax.fitting" in graph["scaling_jax.study"]
+  assert "scaling_jax.fitting.study_fit" in graph["scaling_jax.study"]
   planted = {k: set(v) for k, v in graph.items()}
   planted["scaling_jax.runs.table"].add("scaling_jax.study")
   cycle = find_cycle(planted)
@@ -76,6 +76,40 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 
 def test_no_import_cycle_among_scaling_jax_modules():
   assert find_cycle(import_graph()) is None
+
+
+def folder_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+  """The module graph with each subpackage (fitting, laws, runs, ...) as one node;
+  modules at the package root stay nodes of their own."""
+  def node(module: str) -> str:
+    parts = module.split(".")
+    is_package = len(parts) == 2 and (PACKAGE / parts[1]).is_dir()
+    return ".".join(parts[:2]) if len(parts) > 2 or is_package else module
+  folders = {}
+  for module, targets in graph.items():
+    folders.setdefault(node(module), set()).update(
+        node(t) for t in targets if node(t) != node(module))
+  return folders
+
+
+def test_no_import_cycle_between_folders():
+  # A loop between folders (runs -> evals -> runs, say) would tie layers together
+  # even without a module-level cycle.
+  folders = folder_graph(import_graph())
+  assert "scaling_jax.fitting" in folders["scaling_jax.report"]
+  planted = {k: set(v) for k, v in folders.items()}
+  planted["scaling_jax.laws"].add("scaling_jax.report")  # a known loop is found
+  assert find_cycle(planted)
+  assert find_cycle(folders) is None
+
+
+def test_the_fitting_layer_is_one_folder():
+  # No fitting module at the package root; laws/ reads no config.
+  root = {p.stem for p in PACKAGE.glob("*.py")}
+  assert not root & {"fitting", "curves", "advice", "retrospective", "fit_noise",
+                     "predictions", "fit_cache"}
+  for path in (PACKAGE / "laws").glob("*.py"):
+    assert "ml_collections" not in path.read_text(encoding="utf-8"), path
 
 
 def test_study_flow_imports_neither_training_nor_tensorflow():

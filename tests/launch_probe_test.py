@@ -11,6 +11,7 @@ import pytest
 
 from conftest import load_config_module
 from scaling_jax import launch
+from scaling_jax import plan as plan_lib
 from scaling_jax.launch import eta
 from scaling_jax.launch import options
 from scaling_jax.launch import probe
@@ -99,13 +100,12 @@ def test_unit_clocks_add_the_fixed_costs_and_interpolate_the_rates(tmp_path):
   shapes = probe.shapes_of(units)
   clocks = {c.name: c for c in probe.unit_clocks(units, shapes, TIMINGS, "local")}
   small = clocks["tiny-0_M20_s0"]  # the smallest shape, probed: its timings as they are
-  evals = len(units_lib.config_lib.eval_steps(units_lib.config_lib.plan(units[0].config)))
+  evals = len(plan_lib.eval_steps(units[0].plan))
   assert small.expected_fixed == pytest.approx(3 + 1 + 2 + 10 + 4 + evals * 0.5 + 0.25)
   assert small.expected_rate == pytest.approx(shapes[0].flops_per_step / 0.01)
   # The largest shape: its own step and compile times; evaluations scale with them.
   big_unit = next(u for u in units if u.name == "tiny-3_M20_s0")
-  big_evals = len(units_lib.config_lib.eval_steps(units_lib.config_lib.plan(
-      big_unit.config)))
+  big_evals = len(plan_lib.eval_steps(big_unit.plan))
   big = clocks["tiny-3_M20_s0"]
   assert big.expected_fixed == pytest.approx(
       3 + 1 + 2 + 20 + 4 * 2 + big_evals * 0.5 * 16 + 0.25)

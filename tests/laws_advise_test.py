@@ -8,6 +8,7 @@ Sherman-Morrison updates.
 import numpy as np
 import pytest
 
+from scaling_jax.fitting import advice
 from scaling_jax.laws import advise
 from scaling_jax.laws import advise_check
 from scaling_jax.laws import bootstrap as bootstrap_lib

@@ -75,17 +75,13 @@ def test_unknown_method_is_named():
     bootstrap_lib.bootstrap(result, method="jackknife")
 
 
-def _boot_cfg(**fields):
-  import ml_collections
-  return ml_collections.ConfigDict(dict(dict(method="residual", num_resamples=1000, seed=0,
-                                             level=0.95), **fields))
-
-
 @pytest.mark.parametrize("num_resamples", [0, -5, 1, 2.5])
 def test_config_with_fewer_than_two_resamples_is_refused(num_resamples):
-  problem = bootstrap_lib.config_problem(_boot_cfg(num_resamples=num_resamples), "bootstrap")
+  problem = bootstrap_lib.settings_problem(num_resamples=num_resamples)
   assert problem is not None and "'bootstrap.num_resamples'" in problem and ">= 2" in problem
-  assert bootstrap_lib.config_problem(_boot_cfg(num_resamples=2), "bootstrap") is None
+  assert bootstrap_lib.settings_problem(num_resamples=2) is None
+  with pytest.raises(ValueError, match="'bootstrap.num_resamples'"):
+    bootstrap_lib.BootstrapSettings(num_resamples=num_resamples)
 
 
 @pytest.mark.parametrize("num_resamples", [0, -5, 1])

@@ -21,7 +21,7 @@ from scaling_jax import preemption
 from scaling_jax import train
 from scaling_jax.launch import worker
 from scaling_jax.runs import table as runs_table
-from train_test import small_config
+from conftest import tiny_train_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 256  # tiny-1 at M = 1.5, 256 tokens a step
@@ -47,13 +47,10 @@ _SUBMITIT_JOB = textwrap.dedent("""
 """ % _FAKE_REQUEUE_EXIT)
 
 
-@pytest.fixture(scope="module")
-def data_cache(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("data_cache"))
 
 
 def _config(data_cache):
-  config = small_config(data_cache, tokens_per_param=1.5, log_every_steps=1,
+  config = tiny_train_config(data_cache, tokens_per_param=1.5, log_every_steps=1,
                         eval_every_tokens=100 * 256,
                         checkpoint_every_tokens=CHECKPOINT_EVERY * 256)
   config.name = "unit"
@@ -221,7 +218,7 @@ def test_an_interrupt_in_a_save_abandons_it_and_the_run_resumes(
 
   monkeypatch.setattr(checkpoint.Checkpointer, "maybe_save", save_then_interrupt)
   monkeypatch.setattr(checkpoint.Checkpointer, "close", recording_close)
-  config = small_config(data_cache, tokens_per_param=0.3, checkpoint_every_tokens=10 * 256)
+  config = tiny_train_config(data_cache, tokens_per_param=0.3, checkpoint_every_tokens=10 * 256)
   with pytest.raises(KeyboardInterrupt):
     train.train_run(config, str(tmp_path))
   assert closed_with == [False]

@@ -9,10 +9,7 @@ from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
 from scaling_jax.report import plots
 
-try:  # the study-fit module is being renamed fit_study -> fitting
-  from scaling_jax import fitting as study_fit_lib
-except ImportError:
-  from scaling_jax import fit_study as study_fit_lib
+from scaling_jax.fitting import study_fit as study_fit_lib
 
 C = np.array([1e16, 8e16, 7e17, 3e18, 2e17])
 M = np.array([20.0, 20.0, 20.0, 20.0, 320.0])

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from scaling_jax.fitting import points as points_lib
 from scaling_jax.runs import common
 from scaling_jax.runs import csv_logs
 from scaling_jax.runs import table as runs_table
@@ -74,11 +75,10 @@ def test_default_layout_gives_checkpoints_with_final_m_and_flops(tmp_path):
 
 
 def test_a_design_point_named_after_a_run_selects_it(tmp_path):
-  from scaling_jax import fitting  # pylint: disable=import-outside-toplevel
   rows = _load(tmp_path, "run,params,tokens,loss\na,3M,50M,3.3\na,3M,100M,3.1\n").rows
   assert rows[0]["M"] == rows[1]["M"] == 33.3333  # 100M / 3M, to the 6 figures of %g
-  points = fitting.point_rows(rows)
-  (point,) = fitting.select_points(points, [fitting.point_label(runs_table.run_key(rows[0]))])
+  points = points_lib.point_rows(rows)
+  (point,) = points_lib.select_points(points, [points_lib.point_label(runs_table.run_key(rows[0]))])
   assert point["tokens"] == 100_000_000 and point["final"]
 
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from scaling_jax.evals import task_subset
+from scaling_jax.fitting import task_subset
 from scaling_jax.runs import openlm_testbed
 from scaling_jax.runs import table as runs_table
 from scaling_jax.laws import fit as fit_lib
@@ -52,7 +52,7 @@ def test_every_model_becomes_one_row(rows):
 
 def test_subset_rule_gives_the_papers_17_tasks_and_46_in_all(rows, baselines):
   assert len(task_subset.common_tasks(rows, baselines)) == 46
-  subset = task_subset.select_tasks(rows, baselines, reference_params=153_677_376)
+  subset = task_subset.tasks_above_chance(rows, baselines, reference_params=153_677_376)
   assert set(subset) == PAPER_SUBSET
 
 
@@ -68,7 +68,7 @@ def _design(rows, train, design):
 def _fit_table_6(rows, baselines, train, reference_rows):
   """Table 6's parameters for `train`, with tasks chosen on its error design."""
   err_rows = _design(rows, train, ERR_DESIGN)
-  tasks = task_subset.select_tasks(err_rows, baselines, reference_params=REFERENCE_N,
+  tasks = task_subset.tasks_above_chance(err_rows, baselines, reference_params=REFERENCE_N,
                                    reference_rows=reference_rows)
   assert set(tasks) == PAPER_SUBSET
   loss_rows = _design(rows, train, LOSS_DESIGN)
@@ -173,7 +173,7 @@ def test_tasks_missing_from_one_eval_file_are_named(testbed_dir, tmp_path, basel
       f"run {run}: {path} lacks task(s) boolq, copa"]
   assert task_subset.task_coverage(err_rows, expected) == {"boolq": [run], "copa": [run]}
   with caplog.at_level(logging.WARNING):
-    tasks = task_subset.select_tasks(err_rows, baselines, reference_params=REFERENCE_N,
+    tasks = task_subset.tasks_above_chance(err_rows, baselines, reference_params=REFERENCE_N,
                                      reference_rows=rows)
   assert set(tasks) == PAPER_SUBSET - {"boolq", "copa"}  # smaller, but not silently:
   assert f"boolq, copa (missing in {run})" in caplog.text

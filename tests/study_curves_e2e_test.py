@@ -25,8 +25,8 @@ def _write_log(path, sizes=(2e7, 5e7, 1.2e8, 3e8), noise=0.002):
 def _run(log, workdir, *flags):
   return subprocess.run(
       [sys.executable, "-m", "scaling_jax.main", f"--config=configs/curves.py:csv={log}",
-       "--config.study.fit_runs=a,b,c", "--config.study.targets=d",
-       "--config.study.min_tokens=1e8", "--config.study.bootstrap.num_resamples=64",
+       "--config.study.curves.fit_runs=a,b,c", "--config.study.curves.targets=d",
+       "--config.study.curves.min_tokens=1e8", "--config.study.bootstrap.num_resamples=64",
        f"--workdir={workdir}", *flags],
       cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
 

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 from scaling_jax import config_lib
-from scaling_jax import fit_cache
 from scaling_jax import fitting
 from scaling_jax import study as study_lib
+from scaling_jax.evals.icl import generators
+from scaling_jax.fitting import study_fit
+from scaling_jax.report import fit_cache
+from scaling_jax.report import summary
 from scaling_jax.runs import own_runs
 from scaling_jax.runs import table as runs_table
-from scaling_jax.evals.icl import generators
-from scaling_jax.report import summary
 
 SIZES = {"tiny-0": 15184, "tiny-1": 43680, "tiny-2": 108624, "tiny-3": 235072,
          "tiny-4": 493920}
@@ -189,8 +190,8 @@ def test_second_fit_reuses_the_first_until_something_changes(fitted, tmp_path,
   workdir, first = tmp_path / "study", fitted[1]
   shutil.copytree(fitted[0], workdir)
   calls = []
-  real_fit = fitting.fit
-  monkeypatch.setattr(fitting, "fit", lambda *a, **k: calls.append(1) or
+  real_fit = study_fit.fit
+  monkeypatch.setattr(study_fit, "fit", lambda *a, **k: calls.append(1) or
                       real_fit(*a, **k))
   again = study_lib.fit_and_report(make_config(), workdir)
   assert not calls and "fit reused" in (workdir / "report" / "summary.md").read_text()

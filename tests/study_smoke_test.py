@@ -1,19 +1,18 @@
 """configs/grid.py:smoke end to end: train, fit, report; a second run trains nothing."""
-from conftest import load_config
+import shutil
+
+import pytest
+
+from conftest import smoke_config
 from scaling_jax import study
 from scaling_jax.runs import table as runs_table
 
-NUM_RESAMPLES = 64  # intervals are checked, not their precision
+pytestmark = pytest.mark.slow  # trains six runs (once per session, shared)
 
 
-def smoke_config():
-  config = load_config("grid", "smoke")
-  config.study.bootstrap.num_resamples = NUM_RESAMPLES
-  return config
-
-
-def test_smoke_study_trains_fits_reports_and_resumes_as_a_no_op(tmp_path):
-  result = study.run(smoke_config(), tmp_path)
+def test_smoke_study_trains_fits_reports_and_resumes_as_a_no_op(smoke_study, tmp_path):
+  trained, result = smoke_study
+  shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
   text = (tmp_path / "report" / "summary.md").read_text()
   assert result.targets, "configs/grid.py:smoke names no targets"
   for t in result.targets:

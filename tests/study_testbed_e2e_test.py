@@ -13,7 +13,7 @@ from scaling_jax.report import outputs
 
 def _config(directory, **overrides):
   config = load_config("testbed", "train=rpj")
-  config.testbed_dir = str(directory)
+  config.runs.path = str(directory)
   config.study.bootstrap.num_resamples = 64  # intervals are checked, not their precision
   for key, value in overrides.items():
     node, _, leaf = key.rpartition(".")
@@ -26,7 +26,7 @@ def test_writes_the_report_with_summary(testbed_dir, tmp_path):
   report = tmp_path / "report"
   assert {p.name for p in tmp_path.iterdir()} == {"report"}
   assert {p.name for p in report.iterdir()} == {
-      ".fit_cache.pkl", "summary.md", "fit.json", "predictions.csv",
+      ".fit_cache.npz", "summary.md", "fit.json", "predictions.csv",
       "loss_vs_compute.png", "error_vs_loss.png", "relative_error_heatmap.png",
       "predicted_vs_measured.png"}
   fit = json.loads((report / "fit.json").read_text())
@@ -64,7 +64,7 @@ def test_switching_eval_set_and_task_average(testbed_dir, tmp_path):
 
 
 @pytest.mark.parametrize("overrides,error,message", [
-    ({"testbed_dir": ""}, runs.RunsError, "runs.path' is empty"),
+    ({"runs.path": ""}, runs.RunsError, "runs.path' is empty"),
     ({"study.val_set": "c5_val"}, fitting.StudyError, r"no loss for eval set 'c5_val'"),
     ({"study.loss_design": "d=96_l=8_h=4@20,d=512_l=8_h=4@20,d=96_l=8_h=4@320"},
      fitting.StudyError, "cannot determine the 4 parameters"),

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import event_files
-from scaling_jax import config_lib
+from conftest import tiny_train_config
+from scaling_jax import plan as plan_lib
 from scaling_jax import data
 from scaling_jax import train
 from scaling_jax import train_metrics
@@ -37,16 +38,11 @@ def _fake_tfds() -> types.ModuleType:
 
 
 def _config(cache_dir, **train_overrides):
-  config = config_lib.default_config()
-  config.model.update(dict(name="tiny-1", width=32, num_layers=2, num_heads=2,
-                           seq_len=32))
-  config.data.update(dict(source="tfds", cache_dir=cache_dir))
-  config.data.tfds.name = TFDS_NAME
   # tiny-1 has 43,680 parameters; M = 0.15 -> 26 steps of 256 tokens, evaluated at
   # 8, 16 and 26, checkpointed every 8 steps and at a stop.
-  config.train.update(dict(tokens_per_param=0.15, global_batch=8,
-                           eval_every_tokens=2048, checkpoint_every_tokens=2048,
-                           log_every_steps=5, **train_overrides))
+  config = tiny_train_config(cache_dir, **train_overrides)
+  config.data.source = "tfds"
+  config.data.tfds.name = TFDS_NAME
   config.evals = ml_collections.ConfigDict(dict(val=dict(
       kind="val_loss", splits=("validation",), max_tokens=1024, batch_size=8)))
   return config
@@ -63,7 +59,7 @@ def resumed_unit(tmp_path_factory):
     with open(workdir / train_metrics.FILENAME, "a") as f:
       f.write(f'{{"step": 15, "loss": {STALE_LOSS}}}\n{{"step": 16, "lo')
     train.train_run(_config(cache), str(workdir))
-  return workdir, config_lib.plan(_config(cache))
+  return workdir, plan_lib.plan(_config(cache))
 
 
 LOGGED_STEPS = [5, 8, 10, 12, 15, 16, 20, 25, 26]  # every 5th, evals, stops

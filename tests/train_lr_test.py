@@ -4,22 +4,18 @@ import json
 import numpy as np
 import pytest
 
-from scaling_jax import config_lib
+from conftest import tiny_train_config
+from scaling_jax import plan as plan_lib
 from scaling_jax import optim
 from scaling_jax import train
 from scaling_jax import train_metrics
 
 
 def _config(data_cache):
-  config = config_lib.default_config()
-  config.model.update(dict(name="tiny-1", width=32, num_layers=2, num_heads=2,
-                           seq_len=32))
-  config.data.cache_dir = data_cache
   # 26 steps of 256 tokens; a warmup of 6 steps, where the LR rises every step,
   # so an LR one step ahead or behind is caught.
-  config.train.update(dict(tokens_per_param=0.15, global_batch=8,
-                           eval_every_tokens=4096, checkpoint_every_tokens=8192,
-                           log_every_steps=1))
+  config = tiny_train_config(data_cache, eval_every_tokens=4096,
+                             checkpoint_every_tokens=8192, log_every_steps=1)
   config.optim.update(dict(warmup_steps=6, peak_lr=1e-2, final_lr=1e-3))
   config.evals.val.update(dict(max_tokens=512, batch_size=8))
   return config
@@ -37,7 +33,7 @@ def logged(tmp_path_factory):
 
 def test_lr_logged_at_step_s_is_the_schedule_at_s_minus_one(logged):
   config, lr_by_step = logged
-  plan = config_lib.plan(config)
+  plan = plan_lib.plan(config)
   assert sorted(lr_by_step) == list(range(1, plan.steps + 1))
   lr_at = optim.schedule(config.optim.peak_lr, config.optim.final_lr,
                          plan.warmup_steps, plan.steps)

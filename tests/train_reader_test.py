@@ -10,14 +10,11 @@ from scaling_jax import data
 from scaling_jax import train
 from scaling_jax.data import grain_reader
 from scaling_jax.runs import table as runs_table
-from train_test import small_config
+from conftest import tiny_train_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def data_cache(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("data_cache"))
 
 
 def _losses(run_dir) -> list[float]:
@@ -28,7 +25,7 @@ def _losses(run_dir) -> list[float]:
 @pytest.mark.skipif(not grain_reader.has_grain(), reason="needs grain: "
                     "pip install 'scaling_jax[grain]'")
 def test_a_grain_fed_worker_trains_as_numpy_and_exits(tmp_path, data_cache):
-  config = small_config(data_cache)
+  config = tiny_train_config(data_cache)
   config.data.reader = "numpy"
   want = _losses_of(train.train_run(config, str(tmp_path / "numpy")))
   # In a worker process, as the launcher runs it: grain's prefetch threads must

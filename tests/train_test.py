@@ -7,41 +7,26 @@ import sys
 import pytest
 
 import event_files
+from conftest import tiny_train_config
 from scaling_jax import checkpoint
-from scaling_jax import config_lib
+from scaling_jax import plan as plan_lib
 from scaling_jax.runs import table as runs_table
 from scaling_jax import train
 
 
-@pytest.fixture(scope="session")
-def data_cache(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("data_cache"))
-
-
-def small_config(data_cache, **train_overrides):
-  config = config_lib.default_config()
-  config.model.update(dict(name="tiny-1", width=32, num_layers=2, num_heads=2,
-                           seq_len=32))
-  config.data.cache_dir = data_cache
-  # tiny-1 has 43,680 parameters; M = 0.15 -> 6,552 tokens = 26 steps of 256.
-  config.train.update(dict(dict(tokens_per_param=0.15, global_batch=8,
-                                eval_every_tokens=2048, checkpoint_every_tokens=2048,
-                                log_every_steps=5), **train_overrides))
-  config.evals.val.update(dict(max_tokens=2048, batch_size=8))
-  return config
 
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory, data_cache):
   workdir = str(tmp_path_factory.mktemp("full"))
-  return workdir, train.train_run(small_config(data_cache), workdir)
+  return workdir, train.train_run(tiny_train_config(data_cache), workdir)
 
 
 def test_plan_derives_steps_from_n_and_m(data_cache):
-  plan = config_lib.plan(small_config(data_cache))
+  plan = plan_lib.plan(tiny_train_config(data_cache))
   assert plan.num_params == 43_680 and plan.tokens_per_step == 256
   assert plan.steps == 26 and plan.eval_every_steps == 8
-  assert config_lib.eval_steps(plan) == [8, 16, 26]  # 24 is too near 26
+  assert plan_lib.eval_steps(plan) == [8, 16, 26]  # 24 is too near 26
 
 
 def test_rows_have_runs_table_columns_and_loss_falls(full_run):
@@ -80,12 +65,12 @@ def test_killed_run_resumes_bit_identically_without_duplicate_rows(
     full_run, tmp_path, data_cache, monkeypatch):
   _, full_rows = full_run
   workdir = str(tmp_path)
-  first = train.train_run(small_config(data_cache, stop_after_steps=12), workdir)
+  first = train.train_run(tiny_train_config(data_cache, stop_after_steps=12), workdir)
   assert [r["step"] for r in first] == [8]
   assert checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  1).latest_step() == 12
   fresh_starts = _fresh_starts(monkeypatch)
-  second = train.train_run(small_config(data_cache), workdir)
+  second = train.train_run(tiny_train_config(data_cache), workdir)
   # Restored, not retrained from step 0 (which would reach the same rows and losses).
   assert not fresh_starts
   assert [r["step"] for r in second] == [16, 26]
@@ -112,10 +97,10 @@ def test_a_run_resumes_on_a_different_mesh(full_run, tmp_path, data_cache,
     # that bug return, cannot end this test run.
     del config.evals["icl"]
     return config
-  config = on_mesh(small_config(data_cache, stop_after_steps=12), data=8, fsdp=1,
+  config = on_mesh(tiny_train_config(data_cache, stop_after_steps=12), data=8, fsdp=1,
                    tensor=1)  # every parameter replicated
   assert [r["step"] for r in train.train_run(config, workdir)] == [8]
-  config = on_mesh(small_config(data_cache), data=2, fsdp=4,
+  config = on_mesh(tiny_train_config(data_cache), data=2, fsdp=4,
                    tensor=1)  # parameters sharded 4 ways
   fresh_starts = _fresh_starts(monkeypatch)
   assert [r["step"] for r in train.train_run(config, workdir)] == [16, 26]
@@ -129,19 +114,19 @@ def test_a_run_resumes_on_a_different_mesh(full_run, tmp_path, data_cache,
 
 def test_unreadable_checkpoint_fails_clearly_and_is_kept(tmp_path, data_cache):
   workdir = str(tmp_path)
-  train.train_run(small_config(data_cache, stop_after_steps=8), workdir)
+  train.train_run(tiny_train_config(data_cache, stop_after_steps=8), workdir)
   step_dir = tmp_path / "checkpoints" / "8"
   damaged = [p for p in step_dir.rglob("*") if p.is_file() and p.stat().st_size]
   for path in damaged:
     path.write_bytes(b"\x00garbage")
   with pytest.raises(checkpoint.CheckpointError,
                      match="cannot restore checkpoint step 8.*left in place"):
-    train.train_run(small_config(data_cache), workdir)
+    train.train_run(tiny_train_config(data_cache), workdir)
   assert all(p.exists() for p in damaged)
 
 
 def test_run_longer_than_the_data_fails_before_training(tmp_path, data_cache):
-  config = small_config(data_cache, tokens_per_param=1e6)
+  config = tiny_train_config(data_cache, tokens_per_param=1e6)
   with pytest.raises(ValueError, match="train split holds .* lower "
                      "config.train.tokens_per_param"):
     train.train_run(config, str(tmp_path))
@@ -149,22 +134,22 @@ def test_run_longer_than_the_data_fails_before_training(tmp_path, data_cache):
 
 
 def test_unknown_dataset_fails_with_field_name(tmp_path, data_cache):
-  config = small_config(data_cache)
+  config = tiny_train_config(data_cache)
   config.data.source = "imaginary"
   with pytest.raises(ValueError, match="'source'.*imaginary"):
     train.train_run(config, str(tmp_path))
 
 
 def test_unknown_model_field_and_vocab_too_small(tmp_path, data_cache):
-  config = small_config(data_cache)
+  config = tiny_train_config(data_cache)
   config.model.vocab_size = 100
   with pytest.raises(ValueError, match="config.model.vocab_size"):
     train.train_run(config, str(tmp_path))
-  config = small_config(data_cache)
+  config = tiny_train_config(data_cache)
   config.unlock()
   config.model.depth = 3
   with pytest.raises(ValueError, match="unknown field.*depth"):
-    config_lib.plan(config)
+    plan_lib.plan(config)
 
 
 def test_training_stack_never_imports_tensorflow():

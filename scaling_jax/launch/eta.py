@@ -24,6 +24,8 @@ import heapq
 import math
 import statistics
 
+from scaling_jax.runs import table as runs_table
+
 # Throughput between logged steps jumps with evaluations and checkpoint writes (and a
 # busy machine); the median of the last few readings follows the unit's steady rate.
 RECENT_READINGS = 5
@@ -47,14 +49,18 @@ class UnitClock:
 
   @property
   def tokens(self) -> float:
-    return self.flops / (6.0 * self.num_params)
+    return self.flops / self.flops_of(1.0)
+
+  def flops_of(self, tokens: float) -> float:
+    """Training FLOPs of `tokens` tokens of this unit, as the runs table counts them."""
+    return runs_table.training_flops(self.num_params, tokens)
 
   def flop_rate(self) -> float | None:
     """Training FLOP/s from the recent step-log readings; None before any."""
     readings = [r for r in self.rates[-RECENT_READINGS:] if r and r > 0]
     if not readings:
       return None
-    return 6.0 * self.num_params * statistics.median(readings)
+    return self.flops_of(statistics.median(readings))
 
 
 def fixed_cost(clocks: list[UnitClock]) -> float | None:
@@ -64,7 +70,7 @@ def fixed_cost(clocks: list[UnitClock]) -> float | None:
     rate = c.flop_rate()
     if c.ended is None or c.started is None or rate is None:
       continue
-    trained = 6.0 * c.num_params * max(c.tokens - c.tokens_at_launch, 0.0)
+    trained = c.flops_of(max(c.tokens - c.tokens_at_launch, 0.0))
     costs.append(max(c.ended - c.started - trained / rate, 0.0))
   if costs:
     return statistics.median(costs)
@@ -82,7 +88,7 @@ def _nearest_rate(clock: UnitClock, measured: list[UnitClock]) -> float:
 
 def _expected_total(c: UnitClock) -> float:
   """Seconds the probe expects this launch's share of unit `c` to take."""
-  left = 6.0 * c.num_params * max(c.tokens - c.tokens_at_launch, 0.0)
+  left = c.flops_of(max(c.tokens - c.tokens_at_launch, 0.0))
   return c.expected_fixed + left / c.expected_rate
 
 
@@ -115,7 +121,7 @@ def _calibrated_seconds_left(left: list[UnitClock], clocks, now, parallel) -> fl
     rest = k * _expected_total(c) - (now - c.started)
     rate = c.flop_rate()
     if rate:
-      rest = max(rest, 6.0 * c.num_params * (c.tokens - c.tokens_done) / rate)
+      rest = max(rest, c.flops_of(c.tokens - c.tokens_done) / rate)
     running.append(max(rest, 0.0))
   return _on_slots(running, waiting, parallel)
 
@@ -140,7 +146,7 @@ def seconds_left(clocks: list[UnitClock], now: float, parallel: int) -> float | 
   running, waiting = [], []
   for c in left:
     rate = c.flop_rate() or _nearest_rate(c, measured)
-    train = 6.0 * c.num_params * (c.tokens - c.tokens_done) / rate
+    train = c.flops_of(c.tokens - c.tokens_done) / rate
     if c.started is None:
       waiting.append(cost + train)
     else:
@@ -163,6 +169,6 @@ def _on_slots(running: list[float], waiting: list[float], parallel: int) -> floa
 def expected_seconds(clocks: list[UnitClock], parallel: int) -> float:
   """Wall seconds the units not ended are expected to take, from their probe
   expectations (expected_fixed, expected_rate), all started in launch order."""
-  waiting = [c.expected_fixed + 6.0 * c.num_params * max(c.tokens - c.tokens_done, 0.0)
+  waiting = [c.expected_fixed + c.flops_of(max(c.tokens - c.tokens_done, 0.0))
              / c.expected_rate for c in clocks if c.ended is None]
   return _on_slots([], waiting, parallel) if waiting else 0.0

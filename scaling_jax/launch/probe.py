@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 
-from scaling_jax import config_lib
+from scaling_jax import plan as plan_lib
 from scaling_jax.launch import eta as eta_lib
 
 SKIP_ENV = "SCALING_JAX_NO_ESTIMATE"
@@ -69,8 +69,7 @@ def shapes_of(units) -> list[Shape]:
     key = json.dumps([cfg.model.to_dict(), cfg.train.global_batch, cfg.model.seq_len],
                      sort_keys=True, default=str)
     if key not in shapes:
-      tokens_per_step = cfg.train.global_batch * cfg.model.seq_len
-      shapes[key] = Shape(key, unit, 6.0 * unit.N * tokens_per_step)
+      shapes[key] = Shape(key, unit, unit.plan.flops_at(unit.plan.tokens_per_step))
   return sorted(shapes.values(), key=lambda s: s.flops_per_step)
 
 
@@ -179,9 +178,9 @@ def unit_clocks(todo, shapes: list[Shape], timings: dict, backend: str
     # like the train step's, their compilation like its compilation.
     eval_run = timings["eval_s"] * step_s / base_step
     eval_compile = timings["eval_compile_s"] * compile_s / base_compile
-    plan = config_lib.plan(unit.config)
+    plan = unit.plan
     done_steps = _steps_done(unit, plan)
-    evals = sum(s > done_steps for s in config_lib.eval_steps(plan))
+    evals = sum(s > done_steps for s in plan_lib.eval_steps(plan))
     fixed = (per_process + timings["setup_s"] + compile_s + eval_compile
              + evals * eval_run + timings["checkpoint_s"])
     clock = eta_lib.UnitClock(unit.name, unit.N, unit.flops,
@@ -194,7 +193,7 @@ def unit_clocks(todo, shapes: list[Shape], timings: dict, backend: str
 
 def _steps_done(unit, plan) -> int:
   from scaling_jax.launch import progress as progress_lib  # pylint: disable=g-import-not-at-top
-  tokens = progress_lib.partial_flops(unit) / (6.0 * unit.N)
+  tokens = plan.tokens_for(progress_lib.partial_flops(unit))
   return int(tokens // plan.tokens_per_step)
 
 
@@ -258,7 +257,7 @@ def _timed(fn):
 
 def _probe_shape(config, mesh, train, optim, jax, np):
   """(program, state, seconds to init and compile, median seconds per step)."""
-  cfg = config_lib.model_config(config)
+  cfg = plan_lib.model_config(config)
   tx = optim.make_optimizer(config.optim)
   lr = config.optim.peak_lr
   rng = np.random.default_rng(0)

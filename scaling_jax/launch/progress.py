@@ -46,13 +46,12 @@ def partial_flops(unit, step_log: list[dict] | None = None) -> float:
   if os.path.isdir(ckpt_dir):
     # orbax renames a checkpoint to its bare step number once it is complete.
     steps = [int(d) for d in os.listdir(ckpt_dir) if d.isdigit()]
-  tokens_per_step = unit.config.train.global_batch * unit.config.model.seq_len
-  done = max(steps, default=0) * tokens_per_step
+  done = unit.plan.tokens_at(max(steps, default=0))
   path = os.path.join(unit.workdir, runs_table.RECORDS_FILENAME)
   if os.path.exists(path):
     done = max([done] + [r["tokens"] for r in runs_table.read_rows(path)])
   done = max([done] + [r.get("tokens") or 0 for r in step_log])
-  return min(runs_table.training_flops(unit.N, done), unit.flops)
+  return min(unit.plan.flops_at(done), unit.flops)
 
 
 class Progress:
@@ -73,10 +72,10 @@ class Progress:
     self.clocks = {u.name: eta_lib.UnitClock(u.name, u.N, u.flops) for u in self.units}
     for u in self.units:
       clock = self.clocks[u.name]
-      clock.tokens_done = clock.tokens_at_launch = partial_flops(u) / (6.0 * u.N)
+      clock.tokens_done = clock.tokens_at_launch = u.plan.tokens_for(partial_flops(u))
       if u.finished() or u in elsewhere:
         clock.ended = self._t0  # nothing left for this launcher to time
-    self._done0 = sum(c.tokens_done * 6.0 * c.num_params for c in self.clocks.values())
+    self._done0 = sum(c.flops_of(c.tokens_done) for c in self.clocks.values())
     skipped = sum(u.finished() for u in self.units)
     self._emit(f"{len(self.units)} units, {skipped} already finished; "
                f"{self.total:.3g} FLOPs in all, {self._done0 / max(self.total, 1):.0%}"
@@ -105,8 +104,8 @@ class Progress:
       clock.rates = [r["tokens_per_s"] for r in rows if r.get("tokens_per_s")]
       if rows and clock.first_step_at is None:
         clock.first_step_at = rows[0]["wall_time"]
-      clock.tokens_done = partial_flops(unit, rows) / (6.0 * unit.N)
-    return sum(c.tokens_done * 6.0 * c.num_params for c in self.clocks.values())
+      clock.tokens_done = unit.plan.tokens_for(partial_flops(unit, rows))
+    return sum(c.flops_of(c.tokens_done) for c in self.clocks.values())
 
   def seconds_left(self) -> float | None:
     self._measure()

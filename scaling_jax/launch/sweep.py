@@ -75,12 +75,13 @@ def _set_leaf(config, key: str, value) -> None:
                      f"config.{key} ({e})") from None
 
 
-def _flatten(prefix: str, tree) -> dict:
+def flatten(tree, prefix: str = "") -> dict:
+  """A nested dict or ConfigDict as {'dotted.path': leaf} under `prefix`."""
   if not hasattr(tree, "items"):
     return {prefix: tree}
   out = {}
   for key, value in tree.items():
-    out.update(_flatten(f"{prefix}.{key}", value))
+    out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
   return out
 
 
@@ -89,7 +90,7 @@ def _apply_dataset(unit, name: str) -> None:
   if name not in datasets:
     raise ValueError(f"sweep override dataset={name!r}: config.datasets has no "
                      f"entry {name!r}; known: {sorted(datasets)}")
-  for key, value in _flatten("data", datasets[name]).items():
+  for key, value in flatten(datasets[name], "data").items():
     _set_leaf(unit, key, value)
   unit.dataset = str(name)
 
@@ -154,7 +155,7 @@ def fields_set(config, overrides: dict) -> set[str]:
       fields.add("model.name")
     elif key == "dataset":
       fields.add("dataset")
-      fields.update(_flatten("data", (config.get("datasets") or {}).get(value, {})))
+      fields.update(flatten((config.get("datasets") or {}).get(value, {}), "data"))
     elif key == "tokens_per_param":
       fields.add("train.tokens_per_param")
     elif key == "seed":

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 
-from scaling_jax import config_lib
+from scaling_jax import plan as plan_lib
 from scaling_jax import optim
 from scaling_jax.launch import sweep
 from scaling_jax.runs import table as runs_table
@@ -26,10 +26,27 @@ class WorkUnit:
   name: str
   config: object  # ml_collections.ConfigDict of this unit alone
   workdir: str  # workdir/runs/<name>
-  N: int  # parameters, as the trained tree counts them  # pylint: disable=invalid-name
-  M: float  # planned tokens per parameter  # pylint: disable=invalid-name
-  tokens: int  # training tokens (the plan rounded to whole steps)
-  flops: float  # 6 N tokens, as the runs table counts them
+  plan: plan_lib.RunPlan  # derived from config once, when the sweep is expanded
+
+  @property
+  def N(self) -> int:  # pylint: disable=invalid-name
+    """Parameters, as the trained tree counts them."""
+    return self.plan.num_params
+
+  @property
+  def M(self) -> float:  # pylint: disable=invalid-name
+    """Planned tokens per parameter."""
+    return self.plan.tokens_per_param
+
+  @property
+  def tokens(self) -> int:
+    """Training tokens (the plan rounded to whole steps)."""
+    return self.plan.tokens
+
+  @property
+  def flops(self) -> float:
+    """Training FLOPs of the whole run, as the runs table counts them."""
+    return self.plan.flops
 
   @property
   def label(self) -> str:
@@ -50,9 +67,9 @@ class WorkUnit:
     return path
 
 
-def _plan(unit_config, where: str) -> config_lib.RunPlan:
+def _plan(unit_config, where: str) -> plan_lib.RunPlan:
   try:
-    plan = config_lib.plan(unit_config)
+    plan = plan_lib.plan(unit_config)
     optim.schedule(unit_config.optim.peak_lr, unit_config.optim.final_lr,
                    plan.warmup_steps, plan.steps)
   except (ValueError, TypeError) as e:
@@ -77,9 +94,7 @@ def build_units(config, workdir: str) -> list[WorkUnit]:
           os.path.abspath(workdir), ".jax_cache")
     units.append(WorkUnit(
         name=name, config=unit_config,
-        workdir=os.path.join(os.fspath(workdir), "runs", name),
-        N=plan.num_params, M=plan.tokens_per_param, tokens=plan.tokens,
-        flops=plan.flops))
+        workdir=os.path.join(os.fspath(workdir), "runs", name), plan=plan))
   return units
 
 
@@ -190,22 +205,12 @@ def validate_data(units: list[WorkUnit]) -> None:
       raise ValueError(f"{where}config.model.vocab_size ({vocab}) is smaller "
                        f"than the tokenizer's vocabulary "
                        f"({ds.tokenizer.vocab_size}); raise it")
-    config_lib.check_data_fits(config_lib.plan(unit.config),
-                               ds.num_tokens("train"), where=where)
-
-
-def _leaves(tree, prefix: str = "") -> dict:
-  if not hasattr(tree, "items"):
-    return {prefix: tree}
-  out = {}
-  for key, value in tree.items():
-    out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
-  return out
+    plan_lib.check_data_fits(unit.plan, ds.num_tokens("train"), where=where)
 
 
 def differing_fields(units: list[WorkUnit]) -> dict[str, list]:
   """Config leaves whose value is not the same in every unit -> their distinct values."""
-  leaves = [_leaves(u.config.to_dict()) for u in units]
+  leaves = [sweep.flatten(u.config.to_dict()) for u in units]
   keys = sorted(set().union(*leaves)) if leaves else []
   out = {}
   for key in keys:

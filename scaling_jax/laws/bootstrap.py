@@ -152,19 +152,34 @@ def resamples_problem(num_resamples, name: str) -> str | None:
           f"({DEFAULT_RESAMPLES} is the default)")
 
 
-def config_problem(boot_cfg, field: str) -> str | None:
-  """What is wrong with a bootstrap config (method, num_resamples, level), naming
-  `field`; None if fine."""
-  if boot_cfg.method not in METHODS:
-    return (f"config field '{field}.method' is {boot_cfg.method!r}; use one of "
-            f"{METHODS}")
-  problem = resamples_problem(boot_cfg.num_resamples,
-                               f"config field '{field}.num_resamples'")
+def settings_problem(*, field: str = "bootstrap", method=DEFAULT_METHOD,
+                     num_resamples=DEFAULT_RESAMPLES, seed=0, level=0.95) -> str | None:
+  """What is wrong with these bootstrap settings, naming them as `field`.<name>;
+  None if fine."""
+  if method not in METHODS:
+    return f"config field '{field}.method' is {method!r}; use one of {METHODS}"
+  problem = resamples_problem(num_resamples, f"config field '{field}.num_resamples'")
   if problem:
     return problem
-  if not 0 < boot_cfg.level < 1:
+  if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+    return f"config field '{field}.seed' is {seed!r}; use an integer"
+  if not 0 < level < 1:
     return f"config field '{field}.level' must lie in (0, 1)"
   return None
+
+
+@dataclasses.dataclass(frozen=True)
+class BootstrapSettings:
+  """How a study resamples (method, count, seed) and the intervals' level."""
+  method: str = DEFAULT_METHOD
+  num_resamples: int = DEFAULT_RESAMPLES
+  seed: int = 0
+  level: float = 0.95
+
+  def __post_init__(self):
+    problem = settings_problem(**dataclasses.asdict(self))
+    if problem:
+      raise ValueError(problem)
 
 
 def bootstrap(result: fit_lib.FitResult, *, method: str = DEFAULT_METHOD,

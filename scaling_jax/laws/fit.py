@@ -38,24 +38,26 @@ def _is_positive_number(value) -> bool:
           and not isinstance(value, (bool, np.bool_)) and np.isfinite(value) and value > 0)
 
 
-def config_problem(fit_cfg, field: str = "fit") -> str | None:
-  """What is wrong with fit settings (maxiter, tol, robust, huber_delta), naming
-  `field`; None if fine. FitSettings refuses the same; this lets a config be checked
-  before anything runs."""
-  if not _is_int(fit_cfg.maxiter) or fit_cfg.maxiter < 1:
+def settings_problem(*, field: str = "fit", maxiter=DEFAULT_MAXITER, tol=DEFAULT_TOL,
+                     robust=False, huber_delta=DEFAULT_HUBER_DELTA, bounds="none"
+                     ) -> str | None:
+  """What is wrong with these fit settings, naming them as `field`.<name>; None if
+  fine. FitSettings refuses the same; the fitting layer asks first, so a study's
+  config is refused before anything runs."""
+  if not _is_int(maxiter) or maxiter < 1:
     # maxiter=0 would hand back the starting exponent as if it were the answer.
-    return (f"config field '{field}.maxiter' is {fit_cfg.maxiter!r}; use an integer "
+    return (f"config field '{field}.maxiter' is {maxiter!r}; use an integer "
             f">= 1 (the solver's iteration limit; {DEFAULT_MAXITER} is the default)")
-  if not _is_positive_number(fit_cfg.tol):
-    return (f"config field '{field}.tol' is {fit_cfg.tol!r}; use a positive number "
+  if not _is_positive_number(tol):
+    return (f"config field '{field}.tol' is {tol!r}; use a positive number "
             f"(the solver's relative step tolerance; {DEFAULT_TOL:g} is the default)")
-  if not isinstance(fit_cfg.robust, (bool, np.bool_)):
-    return f"config field '{field}.robust' is {fit_cfg.robust!r}; use True or False"
-  if not _is_positive_number(fit_cfg.huber_delta):
-    return (f"config field '{field}.huber_delta' is {fit_cfg.huber_delta!r}; use a "
+  if not isinstance(robust, (bool, np.bool_)):
+    return f"config field '{field}.robust' is {robust!r}; use True or False"
+  if not _is_positive_number(huber_delta):
+    return (f"config field '{field}.huber_delta' is {huber_delta!r}; use a "
             f"positive number (where the Huber loss turns linear, in log-residual "
             f"units; {DEFAULT_HUBER_DELTA:g} is the default)")
-  return _bounds_problem(getattr(fit_cfg, "bounds", "none"), fit_cfg.robust, field)
+  return _bounds_problem(bounds, robust, field)
 
 
 BOUNDS = ("none", "physical")
@@ -103,7 +105,7 @@ class FitSettings:
   bounds: str | tuple = "none"
 
   def __post_init__(self):
-    problem = config_problem(self)
+    problem = settings_problem(**dataclasses.asdict(self))
     if problem:
       raise FitError(problem)
 

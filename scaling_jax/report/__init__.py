@@ -9,10 +9,10 @@ from __future__ import annotations
 import pathlib
 import time
 
-from scaling_jax import curves
-from scaling_jax import fit_cache
+from scaling_jax.fitting import curves
 from scaling_jax.report import advice_report
 from scaling_jax.report import curve_report
+from scaling_jax.report import fit_cache
 from scaling_jax.report import outputs
 from scaling_jax.report import plots
 from scaling_jax.report import staging

@@ -1,12 +1,12 @@
 """The advisor's part of a report: advice.csv, retrospective.csv, their plots and
-summary.md sections (scaling_jax/advice.py makes what they show)."""
+summary.md sections (scaling_jax/fitting/advice.py makes what they show)."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from scaling_jax import advice as advice_lib
+from scaling_jax.fitting import advice as advice_lib
 from scaling_jax.report import outputs
 from scaling_jax.report.summary import format_count
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from scaling_jax import fitting
+from scaling_jax.fitting import study_fit
 from scaling_jax.laws import sanity
 
 # An interval for M* whose ends differ by more than this factor cannot guide how
@@ -29,7 +29,7 @@ def _g(value: float) -> str:
   return f"{value:.3g}"
 
 
-def _design_facts(study: fitting.StudyFit) -> dict:
+def _design_facts(study: study_fit.StudyFit) -> dict:
   fit_runs = [p for p in study.predictions if p.get("used_in_fit")]
   flops = [p["flops"] for p in fit_runs if p.get("flops")]
   decades = math.log10(max(flops) / min(flops)) if len(flops) > 1 else 0.0
@@ -54,7 +54,7 @@ def _fix_for_the_law(facts: dict) -> str:
   return "; ".join(steps)
 
 
-def _parameter_caveats(study: fitting.StudyFit, facts: dict) -> list[str]:
+def _parameter_caveats(study: study_fit.StudyFit, facts: dict) -> list[str]:
   out = []
   loss = study.loss.param_intervals(study.level)
   lo, hi = sanity.EXPONENT_RANGE
@@ -89,7 +89,7 @@ def _parameter_caveats(study: fitting.StudyFit, facts: dict) -> list[str]:
   return out
 
 
-def _prediction_caveats(study: fitting.StudyFit) -> list[str]:
+def _prediction_caveats(study: study_fit.StudyFit) -> list[str]:
   out = []
   pct = f"{study.level:.0%}"
   for column, label, edges in (("loss", "loss", (0.0, None)),
@@ -113,7 +113,7 @@ def _prediction_caveats(study: fitting.StudyFit) -> list[str]:
   return out
 
 
-def _compute_optimal_caveat(study: fitting.StudyFit, facts: dict) -> list[str]:
+def _compute_optimal_caveat(study: study_fit.StudyFit, facts: dict) -> list[str]:
   point, lo, hi = study.compute_optimal.multiplier
   if not (lo > 0 and hi > 0 and math.isfinite(lo) and math.isfinite(hi)):
     return [f"The compute-optimal multiplier M* = {_g(point)} has an interval "
@@ -130,7 +130,7 @@ def _compute_optimal_caveat(study: fitting.StudyFit, facts: dict) -> list[str]:
           f"the expected optimum (e.g. 10, 20, 40, 80)"]
 
 
-def caveats(study: fitting.StudyFit) -> list[str]:
+def caveats(study: study_fit.StudyFit) -> list[str]:
   """Sentences, one per number a reader should question; [] when nothing stands out."""
   facts = _design_facts(study)
   return (_parameter_caveats(study, facts) + _prediction_caveats(study) +

@@ -1,4 +1,4 @@
-"""The report of a curve fit (scaling_jax/curves.py): fit.json, predictions.csv with
+"""The report of a curve fit (scaling_jax/fitting/curves.py): fit.json, predictions.csv with
 one row per checkpoint, curves.png, and summary.md, in the usual report folder."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from scaling_jax import curves  # noqa: E402
-from scaling_jax import fit_cache  # noqa: E402
+from scaling_jax.fitting import curves  # noqa: E402
+from scaling_jax.report import fit_cache  # noqa: E402
 from scaling_jax.report import outputs  # noqa: E402
 
 CHECKPOINT_COLUMNS = ("run", "N", "tokens", "step", "loss", "loss_pred", "loss_lo",

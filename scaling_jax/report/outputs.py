@@ -10,9 +10,9 @@ import json
 import math
 import pathlib
 
-from scaling_jax import fit_cache
-from scaling_jax import fitting
+from scaling_jax.fitting import study_fit
 from scaling_jax.laws import fit as fit_lib
+from scaling_jax.report import fit_cache
 
 PREDICTION_COLUMNS = ("run", "N", "M", "flops", "used_in_fit", "used_in_err_fit", "loss",
                       "loss_pred", "loss_lo", "loss_hi", "loss_rel_err", "err", "err_pred",
@@ -23,7 +23,7 @@ def _noise_df(noise) -> float | None:
   return None if noise is None or noise.known else float(noise.df)
 
 
-def _law_summary(law_fit: fitting.LawFit, level: float) -> dict:
+def _law_summary(law_fit: study_fit.LawFit, level: float) -> dict:
   result = law_fit.result
   return {
       "law": result.law.name, "formula": result.law.formula,
@@ -52,7 +52,7 @@ def _solver_summary(settings: fit_lib.FitSettings, starts) -> dict:
           "huber_delta": settings.huber_delta if settings.robust else None}
 
 
-def fit_summary(study: fitting.StudyFit, extra: dict) -> dict:
+def fit_summary(study: study_fit.StudyFit, extra: dict) -> dict:
   """Everything fit.json holds: both laws with intervals, design, solver, versions."""
   co = study.compute_optimal
   summary = {

@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from scaling_jax import fitting  # noqa: E402
+from scaling_jax.fitting import study_fit  # noqa: E402
 from scaling_jax.laws import predict as predict_lib  # noqa: E402
 from scaling_jax.report import summary  # noqa: E402
 
@@ -82,7 +82,7 @@ def save_figure(fig, path) -> None:
   plt.close(fig)
 
 
-def draw_loss_vs_compute(ax, study: fitting.StudyFit) -> None:
+def draw_loss_vs_compute(ax, study: study_fit.StudyFit) -> None:
   """Figure 1 (left) of the paper on `ax`: reducible loss against compute, per M."""
   preds = [p for p in study.predictions if np.isfinite(_number(p["loss"]))]
   e = _number(study.loss.result.named_params["E"])
@@ -115,13 +115,13 @@ def draw_loss_vs_compute(ax, study: fitting.StudyFit) -> None:
           fontsize=7, ncol=2)
 
 
-def plot_loss_vs_compute(study: fitting.StudyFit, path) -> None:
+def plot_loss_vs_compute(study: study_fit.StudyFit, path) -> None:
   fig, ax = plt.subplots(figsize=(6.4, 4.8))
   draw_loss_vs_compute(ax, study)
   save_figure(fig, path)
 
 
-def draw_error_vs_loss(ax, study: fitting.StudyFit) -> None:
+def draw_error_vs_loss(ax, study: study_fit.StudyFit) -> None:
   """Figure 1 (right): average error against loss, the Eq. 5 fit and its band."""
   preds = [p for p in study.predictions
            if np.isfinite(_number(p.get("err"))) and np.isfinite(_number(p["loss"]))]
@@ -151,7 +151,7 @@ def draw_error_vs_loss(ax, study: fitting.StudyFit) -> None:
   _legend(ax, fontsize=8)
 
 
-def plot_error_vs_loss(study: fitting.StudyFit, path) -> None:
+def plot_error_vs_loss(study: study_fit.StudyFit, path) -> None:
   if study.error is None:
     return
   fig, ax = plt.subplots(figsize=(6.4, 4.8))
@@ -159,7 +159,7 @@ def plot_error_vs_loss(study: fitting.StudyFit, path) -> None:
   save_figure(fig, path)
 
 
-def figure_1(study: fitting.StudyFit):
+def figure_1(study: study_fit.StudyFit):
   """The paper's Figure 1 as one matplotlib Figure: loss vs compute, error vs loss."""
   panels = 2 if study.error is not None else 1
   fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels, 4.8), squeeze=False)
@@ -201,7 +201,7 @@ def _heatmap(ax, preds, column, title):
   plt.colorbar(image, ax=ax, label="relative error (%)")
 
 
-def plot_relative_error_heatmap(study: fitting.StudyFit, path) -> None:
+def plot_relative_error_heatmap(study: study_fit.StudyFit, path) -> None:
   preds = [p for p in study.predictions if p["loss"] is not None]
   panels = [("loss_rel_err", "loss: |pred - true| / true")]
   if study.error is not None:
@@ -232,7 +232,7 @@ def _predicted_vs_measured(ax, preds, targets, column, label):
   ax.set(xlabel=f"measured {label}", ylabel=f"predicted {label}", title=label)
 
 
-def plot_predicted_vs_measured(study: fitting.StudyFit, path) -> None:
+def plot_predicted_vs_measured(study: study_fit.StudyFit, path) -> None:
   panels = [("loss", f"loss ({study.val_set})")]
   if study.error is not None:
     panels.append(("err", "average error"))
@@ -253,7 +253,7 @@ PLOTS = {"loss_vs_compute.png": plot_loss_vs_compute,
 FIGURE_1_AND_5 = ("loss_vs_compute.png", "error_vs_loss.png", "relative_error_heatmap.png")
 
 
-def write_all(study: fitting.StudyFit, directory, names=FIGURE_1_AND_5) -> list[str]:
+def write_all(study: study_fit.StudyFit, directory, names=FIGURE_1_AND_5) -> list[str]:
   """Writes the named plots (error_vs_loss only with an error law); returns names."""
   directory = pathlib.Path(directory)
   written = []

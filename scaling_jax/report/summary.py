@@ -7,7 +7,7 @@ predictions.csv; nothing is computed here that those files could contradict.
 """
 from __future__ import annotations
 
-from scaling_jax import fitting
+from scaling_jax.fitting import study_fit
 from scaling_jax.report import caveats as caveats_lib
 
 
@@ -48,7 +48,7 @@ def _target_cells(t: dict, column: str) -> list[str]:
           "n/a" if flag is None else ("yes" if flag else "**no**")]
 
 
-def _targets_section(study: fitting.StudyFit) -> list[str]:
+def _targets_section(study: study_fit.StudyFit) -> list[str]:
   pct = f"{study.level:.0%}"
   if not study.targets:
     return ["## Targets", "", "No targets named (config.study.targets is empty).", ""]
@@ -78,7 +78,7 @@ def _targets_section(study: fitting.StudyFit) -> list[str]:
   return lines
 
 
-def _law_section(title: str, law_fit: fitting.LawFit | None, level: float,
+def _law_section(title: str, law_fit: study_fit.LawFit | None, level: float,
                  why_not: str = "") -> list[str]:
   if law_fit is None:
     return [f"### {title}", "", f"Not fitted ({why_not or 'no downstream tasks'}).", ""]
@@ -100,7 +100,7 @@ def _law_section(title: str, law_fit: fitting.LawFit | None, level: float,
   return lines
 
 
-def _design_section(study: fitting.StudyFit, context: dict) -> list[str]:
+def _design_section(study: study_fit.StudyFit, context: dict) -> list[str]:
   by_run = {p["run"]: p for p in study.predictions}
   lines = ["## Fit design", "", "| run | N | M | C (FLOPs) | loss | error | fits |",
            "|---|---|---|---|---|---|---|"]
@@ -120,7 +120,7 @@ def _design_section(study: fitting.StudyFit, context: dict) -> list[str]:
   return lines + [""]
 
 
-def _checkpoint_section(study: fitting.StudyFit) -> list[str]:
+def _checkpoint_section(study: study_fit.StudyFit) -> list[str]:
   """The targets' errors from final losses (Eq. 4) beside every checkpoint (Eq. 3)."""
   curve = study.checkpoint_fit
   if curve is None:
@@ -161,20 +161,20 @@ def _cost_line(context: dict) -> str:
   return "; ".join(parts) + "."
 
 
-def _notes_section(study: fitting.StudyFit) -> list[str]:
+def _notes_section(study: study_fit.StudyFit) -> list[str]:
   if not study.notes:
     return []
   return ["## Warnings", "", *[f"- **{note}**" for note in study.notes], ""]
 
 
-def _caveats_section(study: fitting.StudyFit) -> list[str]:
+def _caveats_section(study: study_fit.StudyFit) -> list[str]:
   found = caveats_lib.caveats(study)
   if not found:
     return []
   return ["## Read with care", "", *[f"- {sentence}." for sentence in found], ""]
 
 
-def render(study: fitting.StudyFit, context: dict, extra: list[str] = ()) -> str:
+def render(study: study_fit.StudyFit, context: dict, extra: list[str] = ()) -> str:
   """The markdown of summary.md. `context`: workdir, source, num_runs, num_rows,
   unfinished (run names), train_seconds, fit_seconds, reused_fit (any may be missing).
   `extra`: lines of further sections (the advisor's), placed after the laws."""
@@ -202,7 +202,7 @@ def render(study: fitting.StudyFit, context: dict, extra: list[str] = ()) -> str
   return "\n".join(lines)
 
 
-def console_lines(study: fitting.StudyFit) -> list[str]:
+def console_lines(study: study_fit.StudyFit) -> list[str]:
   """A few lines for the console: warnings, both laws with intervals, the targets."""
   pct = f"{study.level:.0%}"
   lines = [f"WARNING: {note}" for note in study.notes]

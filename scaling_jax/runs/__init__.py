@@ -39,7 +39,9 @@ def default_runs_config():
 
 def load(config, workdir) -> Runs:
   """The rows of `config.runs.source` (see the module docstring)."""
+  from scaling_jax import config_fields  # pylint: disable=g-import-not-at-top
   source, path = config.runs.source, config.runs.path
+  config_fields.require_choice("runs.source", source, SOURCES, RunsError)
   if source == "own":
     from scaling_jax.runs import own_runs  # pylint: disable=g-import-not-at-top
     return own_runs.load(path or os.path.join(os.fspath(workdir), "runs"), config.evals)
@@ -54,7 +56,7 @@ def load(config, workdir) -> Runs:
                       "(a .csv or .jsonl training log)")
     from scaling_jax.runs import csv_logs  # pylint: disable=g-import-not-at-top
     return csv_logs.load(path, config.runs.csv)
-  raise RunsError(f"config field 'runs.source' is {source!r}; use one of {SOURCES}")
+  raise AssertionError(f"runs.source {source!r} is checked above")
 
 
 def _testbed(path, dataset: str) -> Runs:

@@ -231,6 +231,13 @@ def metric_names(rows: Iterable[dict], prefix: str) -> list[str]:
   return sorted(names)
 
 
+def config_json(config) -> str:
+  """A run's config (a ConfigDict or a dict) as stable JSON, for the `config` column."""
+  if hasattr(config, "to_dict"):
+    config = config.to_dict()
+  return json.dumps(config, sort_keys=True, default=str)
+
+
 def training_flops(num_params: float, tokens: float) -> float:
   """The `flops` column's default count, C = 6 N D (Kaplan et al.; the paper's C)."""
   return 6.0 * num_params * tokens

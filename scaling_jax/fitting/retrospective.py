@@ -4,7 +4,7 @@ and record how well the held-out targets are predicted.
 
 Input: `Runs`, arrays over the released runs of ONE training set (from runs-table
 rows with `Runs.from_rows`: loss from loss/<val_set>, error from an 'err' column,
-e.g. the one fitting.point_rows adds; NaN where a run has none).
+e.g. the one points.point_rows adds; NaN where a run has none).
 
 Every replay starts from the two smallest sizes at M = 20 and adds one run at a
 time from the rest (targets excluded) until the pool is empty or `max_flops` is
@@ -34,8 +34,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
+import ml_collections
 import numpy as np
 
+from scaling_jax.fitting import StudyError
+from scaling_jax.fitting import points
 from scaling_jax.laws import advise as advise_lib
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import fit as fit_lib
@@ -74,6 +77,51 @@ class Runs:
     column = lambda name, rs=rows: np.array([float(r.get(name, np.nan)) for r in rs])
     return cls(tuple(r["run"] for r in rows), column("N"), column("M"), column("flops"),
                column(key), column("err"))
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """config.study.retrospective: replay the study's runs in each strategy's order
+  (this module); for released data, where every run exists."""
+  return ml_collections.ConfigDict(dict(
+      enabled=False,
+      strategies="advisor,random,compute,paper",
+      random_trials=20,     # random orders, one seed each
+      num_resamples=400,    # per refit: every step of every replay is bootstrapped
+      # An extra advisor replay held to this share of the paper design's FLOPs
+      # (0: none): the question 'as good for half the compute?' needs its budget.
+      advisor_budget_share=0.5,
+      # Replays stop at this multiple of the paper design's FLOPs (0: when the pool
+      # is empty): beyond it no strategy is cheaper than the paper design anyway.
+      max_flops_share=2.0,
+      # Runs below this M leave the pool: the paper finds M = 5 off the trend, and
+      # with them every strategy did worse (the advisor likes their low cost).
+      min_multiplier=10.0,
+      seed=0,
+  ))
+
+
+def check(cfg) -> None:
+  """Value checks of config.study.retrospective when enabled, before the study's
+  fit: the replay reads them only after it (a minute and more on the testbed)."""
+  if not cfg.enabled:
+    return
+  field = "config field 'study.retrospective.{}'".format
+  unknown = [s for s in points.names(cfg.strategies) if s not in STRATEGIES]
+  if unknown or not points.names(cfg.strategies):
+    raise StudyError(f"{field('strategies')} is {cfg.strategies!r}; use some "
+                     f"of {','.join(STRATEGIES)}")
+  problem = bootstrap_lib.resamples_problem(cfg.num_resamples, field("num_resamples"))
+  if problem:
+    raise StudyError(problem)
+  # The random strategy's summary is a median over its trials: it needs one.
+  if not isinstance(cfg.random_trials, int) or cfg.random_trials < 1:
+    raise StudyError(f"{field('random_trials')} is {cfg.random_trials!r}; use "
+                     f"a number of random orders >= 1 (20 is the default)")
+  for name in ("advisor_budget_share", "max_flops_share", "min_multiplier"):
+    value = cfg[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+      raise StudyError(f"{field(name)} is {value!r}; use a number >= 0 "
+                       f"(0 turns it off)")
 
 
 def default_roles(runs: Runs) -> tuple[list[int], list[int], list[int]]:

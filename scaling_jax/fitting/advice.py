@@ -21,7 +21,11 @@ import time
 import ml_collections
 import numpy as np
 
-from scaling_jax import fitting
+from scaling_jax import config_fields
+from scaling_jax.fitting import StudyError
+from scaling_jax.fitting import points as points_lib
+from scaling_jax.fitting import retrospective
+from scaling_jax.fitting import study_fit
 from scaling_jax.laws import advise as advise_lib
 from scaling_jax.laws import advise_check
 from scaling_jax.laws import bootstrap as bootstrap_lib
@@ -31,7 +35,7 @@ CSV_COLUMNS = ("rank", "candidate", "N", "M", "flops", "budget_share", "loss_std
                "reduction_per_flop", "batch_order", "batch_cum_flops")
 
 
-def default_advise_config() -> ml_collections.ConfigDict:
+def default_config() -> ml_collections.ConfigDict:
   """config.study.advise: the budget for the next runs and where they may go."""
   return ml_collections.ConfigDict(dict(
       budget_flops=0.0,   # FLOPs to spend on the next runs; 0: no advice
@@ -49,85 +53,39 @@ def default_advise_config() -> ml_collections.ConfigDict:
   ))
 
 
-def default_retrospective_config() -> ml_collections.ConfigDict:
-  """config.study.retrospective: replay the study's runs in each strategy's order
-  (scaling_jax/retrospective.py); for released data, where every run exists."""
-  return ml_collections.ConfigDict(dict(
-      enabled=False,
-      strategies="advisor,random,compute,paper",
-      random_trials=20,     # random orders, one seed each
-      num_resamples=400,    # per refit: every step of every replay is bootstrapped
-      # An extra advisor replay held to this share of the paper design's FLOPs
-      # (0: none): the question 'as good for half the compute?' needs its budget.
-      advisor_budget_share=0.5,
-      # Replays stop at this multiple of the paper design's FLOPs (0: when the pool
-      # is empty): beyond it no strategy is cheaper than the paper design anyway.
-      max_flops_share=2.0,
-      # Runs below this M leave the pool: the paper finds M = 5 off the trend, and
-      # with them every strategy did worse (the advisor likes their low cost).
-      min_multiplier=10.0,
-      seed=0,
-  ))
-
-
 def check(advise_cfg) -> None:
   """Value checks before any training: a bad field fails in a second, not an hour."""
   if advise_cfg.budget_flops < 0:
-    raise fitting.StudyError(f"config field 'study.advise.budget_flops' is "
-                             f"{advise_cfg.budget_flops!r}; use a positive number of "
-                             f"FLOPs, or 0 for no advice")
+    raise StudyError(f"config field 'study.advise.budget_flops' is "
+                     f"{advise_cfg.budget_flops!r}; use a positive number of "
+                     f"FLOPs, or 0 for no advice")
   if not isinstance(advise_cfg.k, int) or advise_cfg.k < 0:
-    raise fitting.StudyError(f"config field 'study.advise.k' is {advise_cfg.k!r}; use a "
-                             f"number of runs, or 0 for as many as fit the budget")
-  if advise_cfg.criterion not in ("",) + advise_lib.CRITERIA:
-    raise fitting.StudyError(f"config field 'study.advise.criterion' is "
-                             f"{advise_cfg.criterion!r}; use one of {advise_lib.CRITERIA}")
+    raise StudyError(f"config field 'study.advise.k' is {advise_cfg.k!r}; use a "
+                     f"number of runs, or 0 for as many as fit the budget")
+  config_fields.require_choice("study.advise.criterion", advise_cfg.criterion,
+                               ("",) + advise_lib.CRITERIA, StudyError,
+                               "'': both with an error law")
   if not isinstance(advise_cfg.confirm_top, int) or advise_cfg.confirm_top < 0:
-    raise fitting.StudyError(f"config field 'study.advise.confirm_top' is "
-                             f"{advise_cfg.confirm_top!r}; use a number of candidates, "
-                             f"or 0 to skip the simulation")
+    raise StudyError(f"config field 'study.advise.confirm_top' is "
+                     f"{advise_cfg.confirm_top!r}; use a number of candidates, "
+                     f"or 0 to skip the simulation")
   if not isinstance(advise_cfg.train_next, bool):
-    raise fitting.StudyError(f"config field 'study.advise.train_next' is "
-                             f"{advise_cfg.train_next!r}; use True or False")
-  for spec in fitting.names(advise_cfg.candidates) + fitting.names(advise_cfg.target):
-    fitting.parse_point(spec)
+    raise StudyError(f"config field 'study.advise.train_next' is "
+                     f"{advise_cfg.train_next!r}; use True or False")
+  for spec in points_lib.names(advise_cfg.candidates) + points_lib.names(advise_cfg.target):
+    points_lib.parse_point(spec)
   _multipliers(advise_cfg)
-
-
-def check_retrospective(cfg) -> None:
-  """Value checks of config.study.retrospective when enabled, before the study's
-  fit: the replay reads them only after it (a minute and more on the testbed)."""
-  if not cfg.enabled:
-    return
-  from scaling_jax import retrospective  # pylint: disable=g-import-not-at-top
-  field = "config field 'study.retrospective.{}'".format
-  unknown = [s for s in fitting.names(cfg.strategies) if s not in retrospective.STRATEGIES]
-  if unknown or not fitting.names(cfg.strategies):
-    raise fitting.StudyError(f"{field('strategies')} is {cfg.strategies!r}; use some "
-                             f"of {','.join(retrospective.STRATEGIES)}")
-  problem = bootstrap_lib.resamples_problem(cfg.num_resamples, field("num_resamples"))
-  if problem:
-    raise fitting.StudyError(problem)
-  # The random strategy's summary is a median over its trials: it needs one.
-  if not isinstance(cfg.random_trials, int) or cfg.random_trials < 1:
-    raise fitting.StudyError(f"{field('random_trials')} is {cfg.random_trials!r}; use "
-                             f"a number of random orders >= 1 (20 is the default)")
-  for name in ("advisor_budget_share", "max_flops_share", "min_multiplier"):
-    value = cfg[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-      raise fitting.StudyError(f"{field(name)} is {value!r}; use a number >= 0 "
-                               f"(0 turns it off)")
 
 
 def _multipliers(advise_cfg) -> list[float]:
   try:
-    values = [float(m) for m in fitting.names(advise_cfg.multipliers)]
+    values = [float(m) for m in points_lib.names(advise_cfg.multipliers)]
   except ValueError:
     values = []
   if not values or min(values) <= 0:
-    raise fitting.StudyError(f"config field 'study.advise.multipliers' is "
-                             f"{advise_cfg.multipliers!r}; use positive numbers, e.g. "
-                             f"'10,20,40,80'")
+    raise StudyError(f"config field 'study.advise.multipliers' is "
+                     f"{advise_cfg.multipliers!r}; use positive numbers, e.g. "
+                     f"'10,20,40,80'")
   return values
 
 
@@ -153,7 +111,7 @@ class StudyAdvice:
 def _size_of(model: str, points) -> float:
   sizes = {r["N"] for r in points if str(r.get("model")) == model}
   if not sizes:
-    raise fitting.StudyError(
+    raise StudyError(
         f"study.advise: no run of model {model!r} to take its size from; models: "
         f"{sorted({str(r.get('model')) for r in points})}, or name it as 'N@M'")
   return float(sizes.pop())
@@ -161,7 +119,7 @@ def _size_of(model: str, points) -> float:
 
 def _point(spec: str, points) -> tuple[str, float, float]:
   """'model@M' or 'N@M' -> (label, N, M)."""
-  name, multiplier = fitting.parse_point(spec)
+  name, multiplier = points_lib.parse_point(spec)
   try:
     return spec, float(name), multiplier
   except ValueError:
@@ -170,8 +128,8 @@ def _point(spec: str, points) -> tuple[str, float, float]:
 
 def candidates(advise_cfg, points) -> list[tuple[str, float, float]]:
   """(label, N, M) of every candidate run."""
-  if fitting.names(advise_cfg.candidates):
-    return [_point(s, points) for s in fitting.names(advise_cfg.candidates)]
+  if points_lib.names(advise_cfg.candidates):
+    return [_point(s, points) for s in points_lib.names(advise_cfg.candidates)]
   models = sorted({(r["N"], str(r.get("model"))) for r in points})
   return [(f"{model}@{m:g}", n, m) for n, model in models for m in _multipliers(advise_cfg)]
 
@@ -192,14 +150,14 @@ def _order_curve(law_fits, target, cands, order, criterion) -> list[tuple[float,
   return curve
 
 
-def advise(study_cfg, fit: fitting.StudyFit) -> StudyAdvice:
+def advise(study_cfg, fit: study_fit.StudyFit) -> StudyAdvice:
   """Advice for the fitted study (fit.loss / fit.error) per study_cfg.advise."""
   cfg = study_cfg.advise
   check(cfg)
-  target_spec = (fitting.names(cfg.target) or fitting.names(study_cfg.targets) or [""])[0]
+  target_spec = (points_lib.names(cfg.target) or points_lib.names(study_cfg.targets) or [""])[0]
   if not target_spec:
-    raise fitting.StudyError("study.advise needs a target: set study.advise.target or "
-                             "study.targets ('model@M' or 'N@M')")
+    raise StudyError("study.advise needs a target: set study.advise.target or "
+                     "study.targets ('model@M' or 'N@M')")
   label, t_n, t_m = _point(target_spec, fit.rows)
   cands = candidates(cfg, fit.rows)
   table = {"N": np.array([c[1] for c in cands]), "M": np.array([c[2] for c in cands])}
@@ -209,7 +167,7 @@ def advise(study_cfg, fit: fitting.StudyFit) -> StudyAdvice:
     advice = advise_lib.advise(fit.loss.result, table, (t_n, t_m), cfg.budget_flops,
                                err_fit=error, k=cfg.k or None, criterion=criterion)
   except ValueError as e:
-    raise fitting.StudyError(f"study.advise: {e}") from None
+    raise StudyError(f"study.advise: {e}") from None
   order = {(c.N, c.M): (i + 1, c.cum_flops) for i, c in enumerate(advice.batch)}
   names = {(c[1], c[2]): c[0] for c in cands}
   ranked = [_row(rank + 1, names[(c.N, c.M)], c, order.get((c.N, c.M)))
@@ -267,7 +225,7 @@ def units(study_advice: StudyAdvice, taken=()) -> tuple[list[dict], list[str]]:
   taken = {(str(m), float(t), int(s)) for m, t, s in taken}
   todo, skipped = [], []
   for row in study_advice.batch:
-    name, multiplier = fitting.parse_point(row["candidate"])
+    name, multiplier = points_lib.parse_point(row["candidate"])
     try:
       float(name)
       skipped.append(row["candidate"])
@@ -307,24 +265,23 @@ def _row(rank, label, c, picked) -> dict:
           "batch_cum_flops": picked[1] if picked else ""}
 
 
-def retrospect(study_cfg, fit: fitting.StudyFit) -> dict:
+def retrospect(study_cfg, fit: study_fit.StudyFit) -> dict:
   """The advisor's replay on the study's own (released) runs: records and summary.
 
   Roles come from the runs: targets the largest size's runs, the start the two
   smallest sizes at M = 20, the paper design its Table 1 (retrospective.default_roles).
   """
-  from scaling_jax import retrospective  # pylint: disable=g-import-not-at-top
   cfg = study_cfg.retrospective
   try:
     runs = retrospective.Runs.from_rows(fit.rows, study_cfg.val_set)
     targets, start, paper = retrospective.default_roles(runs)
   except ValueError as e:
-    raise fitting.StudyError(f"study.retrospective: {e}") from None
+    raise StudyError(f"study.retrospective: {e}") from None
   paper_flops = float(runs.flops[paper].sum())
   budgets = (cfg.advisor_budget_share * paper_flops,) if cfg.advisor_budget_share else ()
   records = []
   # One strategy at a time, each timed: a replay refits after every run added.
-  for i, strategy in enumerate(fitting.names(cfg.strategies) + ["budgeted advisor"] *
+  for i, strategy in enumerate(points_lib.names(cfg.strategies) + ["budgeted advisor"] *
                                bool(budgets)):
     started = time.time()
     records += retrospective.retrospective(
@@ -336,6 +293,6 @@ def retrospect(study_cfg, fit: fitting.StudyFit) -> dict:
         advisor_budgets=budgets if strategy == "budgeted advisor" else (),
         targets=targets, start=start, paper=paper)
     print(f"[retrospective] {study_cfg.dataset or 'runs'}: {strategy} done "
-          f"({i + 1} of {len(fitting.names(cfg.strategies)) + bool(budgets)}), "
+          f"({i + 1} of {len(points_lib.names(cfg.strategies)) + bool(budgets)}), "
           f"{time.time() - started:.0f} s", flush=True)
   return {"records": records, "summary": retrospective.summarize(records)}

@@ -3,7 +3,7 @@ import logging
 
 import pytest
 
-from scaling_jax.evals import task_subset
+from scaling_jax.fitting import task_subset
 
 BASELINES = {"a": 0.25, "b": 0.5, "c": 0.25, "never": 0.25}
 
@@ -43,9 +43,9 @@ def test_reference_models_may_come_from_other_rows_and_may_have_gaps(caplog):
   reference = [_row("ref1", 100, a=0.40, b=0.55), _row("ref2", 100, a=0.30, b=0.70)]
   # The old signature still works, with the fit rows as their own reference pool.
   with pytest.raises(ValueError, match="no model has N within 1% of 100"):
-    task_subset.select_tasks(fit_rows, BASELINES, reference_params=100)
+    task_subset.tasks_above_chance(fit_rows, BASELINES, reference_params=100)
   with caplog.at_level(logging.WARNING):
-    kept = task_subset.select_tasks(fit_rows, BASELINES, reference_params=100,
+    kept = task_subset.tasks_above_chance(fit_rows, BASELINES, reference_params=100,
                                     reference_rows=fit_rows + reference)
   assert kept == ["a", "b"]  # a: 40 - 25 = 15 points (ref1), b: 70 - 50 = 20 (ref2)
   assert "dropped task(s) ['c']: no model with N ~ 100 reports them" in caplog.text
@@ -53,6 +53,6 @@ def test_reference_models_may_come_from_other_rows_and_may_have_gaps(caplog):
 
 def test_a_gap_outside_the_rows_passed_changes_nothing():
   other_set = _row("other", 100, a=0.9)  # lacks b and c, but is not fit
-  assert task_subset.select_tasks(FULL, BASELINES, reference_params=100) == ["a", "c"]
-  assert task_subset.select_tasks(FULL, BASELINES, reference_params=100,
+  assert task_subset.tasks_above_chance(FULL, BASELINES, reference_params=100) == ["a", "c"]
+  assert task_subset.tasks_above_chance(FULL, BASELINES, reference_params=100,
                                   reference_rows=FULL + [other_set]) == ["a", "c"]

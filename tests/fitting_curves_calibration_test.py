@@ -10,7 +10,7 @@ checkpoints of a run share its noise); this test catches that.
 import numpy as np
 
 from scaling_jax import config_lib
-from scaling_jax import curves
+from scaling_jax.fitting import curves
 
 TRUTH = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
 RUNS = ((3e7, 20.0), (6e7, 20.0), (1.2e8, 20.0), (2.5e8, 20.0), (5e8, 20.0), (1e9, 20.0),
@@ -42,8 +42,8 @@ def _rows(rng):
 def _study():
   study = config_lib.default_config().study
   study.bootstrap.num_resamples = RESAMPLES
-  study.fit_runs = ",".join(f"r{i}" for i in range(len(RUNS)))
-  study.targets = ",".join(TARGETS)
+  study.curves.fit_runs = ",".join(f"r{i}" for i in range(len(RUNS)))
+  study.curves.targets = ",".join(TARGETS)
   return study
 
 

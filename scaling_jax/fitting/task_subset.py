@@ -18,6 +18,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from scaling_jax import config_fields
+from scaling_jax.fitting import StudyError
 from scaling_jax.runs import table as runs_table
 
 
@@ -72,7 +74,7 @@ def common_tasks(rows: Iterable[dict], baselines: Mapping[str, float]) -> list[s
   return sorted(tasks)
 
 
-def select_tasks(rows: Iterable[dict], baselines: Mapping[str, float], *,
+def tasks_above_chance(rows: Iterable[dict], baselines: Mapping[str, float], *,
                  reference_params: float, threshold_points: float = 10.0,
                  rel_tolerance: float = 0.01,
                  reference_rows: Iterable[dict] | None = None) -> list[str]:
@@ -116,3 +118,70 @@ def average_error(row: dict, tasks: Iterable[str]) -> float:
   if missing:
     raise ValueError(f"run {row.get('run')!r} has no accuracy for task(s) {missing}")
   return float(np.mean([1.0 - row[runs_table.ACC_PREFIX + t] for t in tasks]))
+
+
+DOWNSTREAM_RULES = ("subset", "all", "none")
+TASK_POOLS = ("err_design", "source")
+
+
+def default_config() -> dict:
+  """config.study.downstream and config.study.subset."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  return dict(
+      # Which acc/<task> columns enter the average error: 'subset' (the paper's
+      # rule), 'all' tasks with a known chance level, or 'none' (no error law).
+      downstream="subset",
+      # The subset rule keeps tasks on which a run of the reference model beats
+      # chance by threshold_points. reference_model '' -> the largest model of the
+      # error design. pool: the runs consulted, 'err_design' (so a target never
+      # picks its own tasks) or 'source' (every run the source holds, all datasets:
+      # the paper's rule on its released testbed). 10 points as in the paper: at 50
+      # examples per task a chance accuracy of 0.25 has a binomial standard error
+      # of 6 points.
+      subset=ml_collections.ConfigDict(dict(
+          reference_model="", threshold_points=10.0, pool="err_design")))
+
+
+def check(study) -> None:
+  config_fields.require_choice("study.downstream", study.downstream, DOWNSTREAM_RULES,
+                               StudyError)
+  config_fields.require_choice("study.subset.pool", study.subset.pool, TASK_POOLS,
+                               StudyError)
+
+
+def _reference_params(study, pool_rows) -> float:
+  """N of study.subset.reference_model, else of the largest model in the pool."""
+  if not study.subset.reference_model:
+    return max(r["N"] for r in pool_rows)
+  sizes = [r["N"] for r in pool_rows if r.get("model") == study.subset.reference_model]
+  if not sizes:
+    raise StudyError(f"config field 'study.subset.reference_model' is "
+                     f"{study.subset.reference_model!r}, but no run it consults (pool "
+                     f"{study.subset.pool!r}) has that model; models there: "
+                     f"{sorted({str(r.get('model')) for r in pool_rows})}")
+  return sizes[0]
+
+
+def choose_tasks(study, source_rows, err_rows, baselines) -> tuple[list[str], str]:
+  """The tasks averaged into the error, and one line saying how they were chosen."""
+  if study.downstream == "none" or not baselines:
+    return [], "no downstream tasks" + ("" if baselines else " measured")
+  tasks = common_tasks(err_rows, baselines) if err_rows else []
+  if study.downstream == "all" or not tasks:
+    return tasks, f"all {len(tasks)} tasks with a chance level"
+  pool = err_rows if study.subset.pool == "err_design" else runs_table.final_rows(source_rows)
+  reference = _reference_params(study, pool)
+  kept = tasks_above_chance(err_rows, baselines, reference_params=reference,
+                                  threshold_points=study.subset.threshold_points,
+                                  reference_rows=pool)
+  where = "" if study.subset.pool == "err_design" else " (any run of the source)"
+  return kept, (f"{len(kept)} of {len(tasks)} tasks on which a model of "
+                f"N = {reference:,.0f}{where} beats chance by >= "
+                f"{study.subset.threshold_points:g} points")
+
+
+def task_gaps(rows, err_rows, baselines) -> list[str]:
+  """Notes naming the tasks some error-design run lacks: they leave the average."""
+  measured = set(baselines) & set(runs_table.metric_names(rows, runs_table.ACC_PREFIX))
+  line = format_coverage(task_coverage(err_rows, measured))
+  return [f"task set shrunk: {line}"] if line else []

@@ -5,16 +5,16 @@ import types
 import pytest
 
 from conftest import load_config
-from scaling_jax import advice
 from scaling_jax import config_lib
 from scaling_jax import fitting
 from scaling_jax import study
+from scaling_jax.fitting import advice
 from scaling_jax.report import advice_report
 
 
-def _testbed(directory, config_name="testbed", **overrides):
-  config = load_config(config_name, "train=rpj")
-  config.testbed_dir = str(directory)
+def _testbed(directory, arg="train=rpj", **overrides):
+  config = load_config("testbed", arg)
+  config.runs.path = str(directory)
   config.study.bootstrap.num_resamples = 32
   for key, value in overrides.items():
     node, _, leaf = key.rpartition(".")
@@ -80,7 +80,7 @@ def test_named_candidates_and_an_unknown_model(testbed_dir, tmp_path):
 
 
 def test_retrospective_writes_one_row_per_target_after_each_addition(testbed_dir, tmp_path):
-  config = _testbed(testbed_dir, "advise", **{
+  config = _testbed(testbed_dir, "train=rpj,replay", **{
       "study.retrospective.strategies": "compute,paper",
       "study.retrospective.advisor_budget_share": 0.0,
       "study.retrospective.max_flops_share": 0.06,

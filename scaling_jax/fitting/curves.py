@@ -1,6 +1,6 @@
 """Fits on training curves (Choshen et al. 2024): every checkpoint, not final losses.
 
-When config.study.fit_runs names runs, the study fits Eq. 3, L(N, D), to every
+When config.study.curves.fit_runs names runs, the study fits Eq. 3, L(N, D), to every
 checkpoint of those runs past an early-training cut (min_tokens, min_fraction of
 the run's final tokens), predicts each target run's curve, and measures the fit by
 ARE, the mean absolute relative error over the target's late checkpoints (the last
@@ -27,7 +27,10 @@ import types
 
 import numpy as np
 
-from scaling_jax import fitting
+from scaling_jax import config_fields
+from scaling_jax.fitting import StudyError
+from scaling_jax.fitting import law_settings
+from scaling_jax.fitting import points
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import cluster
 from scaling_jax.laws import fit as fit_lib
@@ -46,11 +49,13 @@ MIN_CLUSTERS = 8
 CURVE_LAWS = ("chinchilla",)
 
 
-def default_curve_config():
-  """Fields of config.study used by curve fits (see the module docstring)."""
-  return dict(
+def default_config():
+  """config.study.curves (see the module docstring); empty fit_runs: no curve fit."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  return ml_collections.ConfigDict(dict(
       fit_runs="",  # comma-separated run names: fit on every checkpoint of these
-      curve_law="chinchilla",  # Eq. 3 on (N, D = tokens)
+      targets="",   # comma-separated run names whose curves are predicted
+      law="chinchilla",  # Eq. 3 on (N, D = tokens)
       min_tokens=0.0,  # drop checkpoints before this many tokens (the guide: 1e10)
       min_fraction=0.0,  # and before this fraction of each run's final tokens
       late_fraction=0.3,  # ARE over each target's checkpoints in its last 30% of tokens
@@ -58,7 +63,7 @@ def default_curve_config():
       borrow="",  # e.g. 'alpha,beta' or 'alpha,beta,E': parameters fixed, not fitted
       borrow_from="",  # comma-separated donor runs fitted in the same call, or ...
       borrow_values="",  # ... 'alpha=0.34,beta=0.28' given values
-  )
+  ))
 
 
 @dataclasses.dataclass
@@ -103,22 +108,22 @@ def _cluster_key(checkpoints: list[dict]) -> str:
 
 
 def _loss(row, val_set) -> float:
-  return fitting.loss_of(row, val_set)
+  return points.loss_of(row, val_set)
 
 
 def _chosen(runs, names, what) -> dict[str, list[dict]]:
   missing = [n for n in names if n not in runs]
   if missing:
-    raise fitting.StudyError(f"config field 'study.{what}' names run(s) {missing} that "
-                             f"are not in the runs table; runs there: "
-                             f"{sorted(runs)[:20]}{' ...' if len(runs) > 20 else ''}")
+    raise StudyError(f"config field 'study.curves.{what}' names run(s) {missing} that "
+                     f"are not in the runs table; runs there: "
+                     f"{sorted(runs)[:20]}{' ...' if len(runs) > 20 else ''}")
   return {n: runs[n] for n in names}
 
 
 def _cut(checkpoints, study) -> list[dict]:
   final = checkpoints[-1]["tokens"]
-  return [r for r in checkpoints if r["tokens"] >= study.min_tokens
-          and r["tokens"] >= study.min_fraction * final]
+  return [r for r in checkpoints if r["tokens"] >= study.curves.min_tokens
+          and r["tokens"] >= study.curves.min_fraction * final]
 
 
 def _design(runs: dict[str, list[dict]], study, final_only: bool):
@@ -127,12 +132,12 @@ def _design(runs: dict[str, list[dict]], study, final_only: bool):
   for name, checkpoints in runs.items():
     kept = checkpoints[-1:] if final_only else _cut(checkpoints, study)
     if not kept:
-      raise fitting.StudyError(
+      raise StudyError(
           f"run {name!r} has no checkpoint left after the early-training cut "
-          f"(study.min_tokens={study.min_tokens:g}, study.min_fraction="
-          f"{study.min_fraction:g}; its last is at {checkpoints[-1]['tokens']:.3g} tokens)")
+          f"(study.curves.min_tokens={study.curves.min_tokens:g}, study.curves.min_fraction="
+          f"{study.curves.min_fraction:g}; its last is at {checkpoints[-1]['tokens']:.3g} tokens)")
     points += [(name, r) for r in kept]
-    weights += [1.0 / len(kept) if study.weighting == "run" else 1.0] * len(kept)
+    weights += [1.0 / len(kept) if study.curves.weighting == "run" else 1.0] * len(kept)
   x = {"N": np.array([r["N"] for _, r in points], float),
        "D": np.array([r["tokens"] for _, r in points], float)}
   y = np.array([_loss(r, study.val_set) for _, r in points])
@@ -146,17 +151,17 @@ def _fit(runs, study, final_only: bool, label: str) -> CurveLawFit:
   if sizes < 3 and not final_only:
     # E + A N^-alpha takes one value per size: fewer than three sizes cannot pin
     # E, A and alpha down, however many checkpoints each run has.
-    raise fitting.StudyError(
+    raise StudyError(
         f"{label} fit: the runs {sorted(runs)} have {sizes} model size(s); Eq. 3 needs "
         f"3 or more to determine E, A and alpha. Add runs of other sizes, or borrow "
-        f"the exponents: --config.study.borrow=alpha,beta with study.borrow_from "
-        f"(runs of another family) or study.borrow_values")
-  settings = fit_lib.FitSettings(**study.fit.to_dict())
+        f"the exponents: --config.study.curves.borrow=alpha,beta with study.curves.borrow_from "
+        f"(runs of another family) or study.curves.borrow_values")
+  settings = law_settings.fit_settings(study)
   try:
     result = fit_lib.fit(forms.CHINCHILLA, x, y, weights=w, settings=settings)
   except fit_lib.FitError as e:
-    raise fitting.StudyError(f"{label} fit of {forms.CHINCHILLA.formula} on runs "
-                             f"{sorted(runs)}: {e}") from None
+    raise StudyError(f"{label} fit of {forms.CHINCHILLA.formula} on runs "
+                     f"{sorted(runs)}: {e}") from None
   reps = cluster.cluster_bootstrap(result, clusters,
                                    num_resamples=study.bootstrap.num_resamples,
                                    seed=study.bootstrap.seed)
@@ -166,24 +171,24 @@ def _fit(runs, study, final_only: bool, label: str) -> CurveLawFit:
 
 def _borrowed_values(study, runs_by_name, num_resamples) -> tuple[dict, str]:
   """{name: values [B+1]} (point first, then replicates) and where they came from."""
-  names = fitting.names(study.borrow)
-  if study.borrow_from:
-    donors = _chosen(runs_by_name, fitting.names(study.borrow_from), "borrow_from")
+  names = points.names(study.curves.borrow)
+  if study.curves.borrow_from:
+    donors = _chosen(runs_by_name, points.names(study.curves.borrow_from), "borrow_from")
     donor = _fit(donors, study, False, "donor")
     index = {n: forms.CHINCHILLA.param_names.index(n) for n in names}
     values = {n: np.concatenate([[donor.params[i]], donor.replicates.params[:, i]])
               for n, i in index.items()}
     return values, f"from the fit of {', '.join(donor.runs)} ({donor.how})"
   given = {}
-  for item in fitting.names(study.borrow_values):
+  for item in points.names(study.curves.borrow_values):
     key, _, value = item.partition("=")
     given[key.strip()] = float(value)
   missing = [n for n in names if n not in given]
   if missing:
-    raise fitting.StudyError(f"study.borrow names {missing}, but neither "
-                             f"study.borrow_from nor study.borrow_values gives them")
+    raise StudyError(f"study.curves.borrow names {missing}, but neither "
+                     f"study.curves.borrow_from nor study.curves.borrow_values gives them")
   return ({n: np.full(num_resamples + 1, given[n]) for n in names},
-          f"given ({study.borrow_values})")
+          f"given ({study.curves.borrow_values})")
 
 
 def _borrowed_fit(runs, study, runs_by_name) -> CurveLawFit:
@@ -196,12 +201,12 @@ def _borrowed_fit(runs, study, runs_by_name) -> CurveLawFit:
     params = cluster.fixed_fit(forms.CHINCHILLA, values, x,
                                np.broadcast_to(y, weights.shape), weights)
   except ValueError as e:
-    raise fitting.StudyError(f"config field 'study.borrow': {e}") from None
+    raise StudyError(f"config field 'study.curves.borrow': {e}") from None
   valid = np.all(np.isfinite(params[1:]), axis=1)
   reps = cluster.Replicates(np.where(valid[:, None], params[1:], np.nan), valid,
                             "cluster, with the donor's replicates")
   return CurveLawFit(None, params[0], reps, sorted(runs), len(y),
-                     f"borrowed {study.borrow} {source}; {len(y)} checkpoints of "
+                     f"borrowed {study.curves.borrow} {source}; {len(y)} checkpoints of "
                      f"{len(runs)} runs")
 
 
@@ -209,7 +214,7 @@ def _target_rows(name, checkpoints, fits, study, level) -> list[dict]:
   x = {"N": np.array([r["N"] for r in checkpoints], float),
        "D": np.array([r["tokens"] for r in checkpoints], float)}
   true = np.array([_loss(r, study.val_set) for r in checkpoints])
-  late = np.array([r["tokens"] >= (1 - study.late_fraction) * checkpoints[-1]["tokens"]
+  late = np.array([r["tokens"] >= (1 - study.curves.late_fraction) * checkpoints[-1]["tokens"]
                    for r in checkpoints])
   out = []
   for label, law_fit in fits.items():
@@ -251,34 +256,42 @@ def _seed_spread(runs_by_name, val_set) -> list[dict]:
           for key, v in sorted(clusters.items()) if len(v) > 1]
 
 
-def check_curves(study) -> None:
-  if study.weighting not in WEIGHTINGS:
-    raise fitting.StudyError(f"config field 'study.weighting' is {study.weighting!r}; "
-                             f"use one of {WEIGHTINGS}")
-  if study.curve_law not in CURVE_LAWS:
-    raise fitting.StudyError(f"config field 'study.curve_law' is {study.curve_law!r}; "
-                             f"use one of {CURVE_LAWS}")
-  if not 0 < study.late_fraction <= 1:
-    raise fitting.StudyError("config field 'study.late_fraction' must lie in (0, 1]")
+def check(study) -> None:
+  """Value checks of config.study.curves (whether or not a curve fit is asked for)."""
+  curves = study.curves
+  config_fields.require_choice("study.curves.weighting", curves.weighting, WEIGHTINGS,
+                               StudyError)
+  config_fields.require_choice("study.curves.law", curves.law, CURVE_LAWS, StudyError)
+  if not 0 < curves.late_fraction <= 1:
+    raise StudyError("config field 'study.curves.late_fraction' must lie in (0, 1]")
+  if curves.fit_runs and not points.names(curves.targets):
+    raise StudyError("config field 'study.curves.targets' is empty; name the run(s) "
+                     "whose curves to predict (comma-separated run names)")
 
 
 def fit(source_rows, task_baselines, study) -> CurveFit:
-  """Curve fits of config.study (see the module docstring)."""
+  """Curve fits of config.study.curves (see the module docstring)."""
   del task_baselines  # no downstream law on curves yet
-  fitting.check_study(study)
-  check_curves(study)
+  curves = study.curves
+  return _fit_runs(source_rows, study, points.names(curves.fit_runs),
+                   points.names(curves.targets), borrow=bool(curves.borrow))
+
+
+def _fit_runs(source_rows, study, fit_names, target_names, borrow: bool) -> CurveFit:
+  """Eq. 3 on every checkpoint of the runs `fit_names`, predicting `target_names`;
+  parameters are borrowed (study.curves.borrow*) when `borrow`."""
   rows = [r for r in source_rows if not study.dataset or r.get("dataset") == study.dataset]
   runs_by_name = _by_run(rows)
-  fit_runs = _chosen(runs_by_name, fitting.names(study.fit_runs), "fit_runs")
-  targets = _chosen(runs_by_name, fitting.names(study.targets), "targets")
+  fit_runs = _chosen(runs_by_name, fit_names, "fit_runs")
+  targets = _chosen(runs_by_name, target_names, "targets")
   notes, fits = [], {}
-  if study.borrow:
+  if borrow:
     fits["borrowed"] = _borrowed_fit(fit_runs, study, runs_by_name)
   else:
     fits["all checkpoints"] = _fit(fit_runs, study, False, "all checkpoints")
     try:
       fits["final only"] = _fit(fit_runs, study, True, "final only")
-    except fitting.StudyError as e:
+    except StudyError as e:
       notes.append(f"final-only fit not made: {e}")
   for label, law_fit in fits.items():
     # Seeds of one run form one cluster: it is clusters a resample draws.
@@ -310,8 +323,8 @@ def beside_final(source_rows, study, loss_design, targets) -> tuple["CurveFit | 
   points) and predicts the runs behind its measured targets; returns (fit, '') or
   (None, why not). Sources with one checkpoint per run have no curves to fit.
   """
-  design = {fitting.parse_point(p) for p in loss_design}
-  targets = {fitting.parse_point(p) for p in targets}
+  design = {points.parse_point(p) for p in loss_design}
+  targets = {points.parse_point(p) for p in targets}
   rows = [r for r in source_rows if not study.dataset or r.get("dataset") == study.dataset]
   by_run = _by_run(rows)
   if all(len(v) == 1 for v in by_run.values()):
@@ -321,12 +334,7 @@ def beside_final(source_rows, study, loss_design, targets) -> tuple["CurveFit | 
   target_runs = [r for r in by_run if key(r) in targets]
   if not target_runs:
     return None, "no measured target to compare on"
-  curve_study = study.copy_and_resolve_references()
-  with curve_study.unlocked():
-    curve_study.fit_runs = ",".join(fit_runs)
-    curve_study.targets = ",".join(target_runs)
-    curve_study.borrow = ""
   try:
-    return fit(rows, {}, curve_study), ""
-  except fitting.StudyError as e:
+    return _fit_runs(rows, study, fit_runs, target_runs, borrow=False), ""
+  except StudyError as e:
     return None, str(e)

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from scaling_jax import config_lib
-from scaling_jax import curves
 from scaling_jax import fitting
+from scaling_jax.fitting import curves
+from scaling_jax.fitting import settings as fitting_settings
 from scaling_jax.laws import cluster
 
 TRUTH = dict(E=1.7, A=400.0, B=1200.0, alpha=0.34, beta=0.28)
@@ -33,11 +34,13 @@ def curve_rows(noise=0.0, seed=0, sizes=SIZES, seeds=1, points=12, run_noise=0.0
   return rows
 
 
-def _study(**fields):
+def _study(**curve_fields):
+  """config.study with study.curves set from `curve_fields`, checked as a run checks."""
   study = config_lib.default_config().study
   study.bootstrap.num_resamples = 64
-  for key, value in fields.items():
-    study[key] = value
+  for key, value in curve_fields.items():
+    study.curves[key] = value
+  fitting_settings.check(study)
   return study
 
 
@@ -126,11 +129,11 @@ def test_borrowing_from_a_donor_fit_carries_its_uncertainty():
 
 def test_bad_curve_fields_are_named():
   rows = curve_rows()
-  with pytest.raises(fitting.StudyError, match="study.fit_runs.*'zz'"):
+  with pytest.raises(fitting.StudyError, match="study.curves.fit_runs.*'zz'"):
     curves.fit(rows, {}, _study(fit_runs="a,zz", targets="d"))
-  with pytest.raises(fitting.StudyError, match="study.weighting"):
+  with pytest.raises(fitting.StudyError, match="study.curves.weighting"):
     curves.fit(rows, {}, _study(fit_runs="a,b,c", targets="d", weighting="tokens"))
-  with pytest.raises(fitting.StudyError, match="neither study.borrow_from nor"):
+  with pytest.raises(fitting.StudyError, match="neither study.curves.borrow_from nor"):
     curves.fit(rows, {}, _study(fit_runs="a", targets="d", borrow="alpha,beta"))
   with pytest.raises(fitting.StudyError, match="2 model size.*borrow the exponents"):
     curves.fit(rows, {}, _study(fit_runs="a,b", targets="d"))

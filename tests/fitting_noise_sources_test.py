@@ -1,10 +1,11 @@
-"""fit_noise: which noise scale a study's bootstrap draws from, and what it says."""
+"""fitting/noise_sources.py: which noise scale a study's bootstrap draws from, and what it says."""
 import numpy as np
 import pytest
 
 from scaling_jax import config_lib
-from scaling_jax import fit_noise
 from scaling_jax import fitting
+from scaling_jax.fitting import noise_sources
+from scaling_jax.fitting import study_fit
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
 
@@ -39,7 +40,7 @@ def _study(**bootstrap):
 
 
 def test_seed_scale_is_the_pooled_seed_spread_divided_by_root_seeds():
-  scale = fit_noise.seed_scale([[1.0, 1.2, 1.4], [2.0, 2.2], [3.0]], ["a", "b", "c"])
+  scale = noise_sources.seed_scale([[1.0, 1.2, 1.4], [2.0, 2.2], [3.0]], ["a", "b", "c"])
   # ss = 0.08 + 0.02 over df = 2 + 1: sigma of one run sqrt(0.1 / 3).
   one_run = np.sqrt(0.1 / 3)
   np.testing.assert_allclose(scale.sigma, one_run / np.sqrt([3, 2, 1]))
@@ -47,13 +48,13 @@ def test_seed_scale_is_the_pooled_seed_spread_divided_by_root_seeds():
 
 
 def test_seeds_without_repeats_name_the_fix():
-  with pytest.raises(fit_noise.NoiseSourceError, match="configs/grid.py:seeds=3"):
-    fit_noise.seed_scale([[1.0], [2.0]], ["a", "b"])
+  with pytest.raises(noise_sources.NoiseSourceError, match="configs/grid.py:seeds=3"):
+    noise_sources.seed_scale([[1.0], [2.0]], ["a", "b"])
 
 
 def test_a_study_with_seeds_draws_from_their_spread():
   rows = _rows(seeds=3)
-  result = fitting.fit(rows, {}, _study(noise="seeds"))
+  result = study_fit.fit(rows, {}, _study(noise="seeds"))
   noise = result.loss.boot.noise
   assert noise.df == 5 * 2 and result.loss.boot.calibration is None
   # Each fitted point is a mean of 3 seeds: its scale is the one-run spread / sqrt(3).
@@ -61,13 +62,13 @@ def test_a_study_with_seeds_draws_from_their_spread():
   one_run = np.sqrt(np.sum((values - values.mean(1, keepdims=True)) ** 2) / 10)
   np.testing.assert_allclose(noise.sigma, one_run / np.sqrt(3), rtol=1e-9)
   # The residual default on the same means: 1 df, flagged.
-  default = fitting.fit(rows, {}, _study())
+  default = study_fit.fit(rows, {}, _study())
   assert default.loss.boot.noise.df == 1 and default.loss.boot.calibration
 
 
 def test_pooled_needs_the_design_on_another_dataset():
   with pytest.raises(fitting.StudyError, match="noise 'pooled' needs the same design"):
-    fitting.fit(_rows(seeds=1), {}, _study(noise="pooled"))
+    study_fit.fit(_rows(seeds=1), {}, _study(noise="pooled"))
 
 
 def test_pooled_adds_every_other_dataset_that_has_the_whole_design():
@@ -76,7 +77,7 @@ def test_pooled_adds_every_other_dataset_that_has_the_whole_design():
   partial = [dict(r, dataset="f", run=r["run"] + "_f") for r in _rows(seeds=1, seed=2)[:4]]
   study = _study(noise="pooled")
   study.dataset = "d"
-  result = fitting.fit(rows + other + partial, {}, study)
+  result = study_fit.fit(rows + other + partial, {}, study)
   noise = result.loss.boot.noise
   assert noise.df == 2 and "on e (" in noise.source  # 'f' lacks a design point
   own = result.loss.result
@@ -87,7 +88,7 @@ def test_pooled_adds_every_other_dataset_that_has_the_whole_design():
 
 def test_eval_floor_lifts_a_scale_below_the_recorded_noise():
   rows = _rows(seeds=1, noise=1e-4)  # residuals far below the recorded 0.01 / 1.96
-  result = fitting.fit(rows, {}, _study(eval_floor=True))
+  result = study_fit.fit(rows, {}, _study(eval_floor=True))
   noise = result.loss.boot.noise
   np.testing.assert_allclose(noise.floor, 0.01 / 1.96)
   draws = noise.for_points(5).scales(np.random.default_rng(0), 200)

@@ -7,7 +7,7 @@ its last fit must agree with the paper record, whatever the order.
 import numpy as np
 import pytest
 
-from scaling_jax import retrospective
+from scaling_jax.fitting import retrospective
 from scaling_jax.laws import advise
 from scaling_jax.laws import forms
 from scaling_jax.laws import predict as predict_lib

@@ -31,6 +31,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from scaling_jax import config_fields
+from scaling_jax.fitting import StudyError
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import noise as noise_lib
 
@@ -41,18 +43,22 @@ class NoiseSourceError(ValueError):
   """The chosen noise source is not available for this design; says why and what to do."""
 
 
-def config_problem(boot_cfg, field: str) -> str | None:
-  """What is wrong with `field`.noise / .eval_floor; None if fine."""
-  if boot_cfg.noise not in NOISE_SOURCES:
-    return (f"config field '{field}.noise' is {boot_cfg.noise!r}; use one of "
-            f"{NOISE_SOURCES}")
+def default_config() -> dict:
+  """The noise fields of config.study.bootstrap (see the module docstring)."""
+  return dict(noise="residuals", eval_floor=False, ci_column="loss_ci")
+
+
+def check(boot_cfg, field: str) -> None:
+  """Refuses a bad `field`.noise / .eval_floor, naming the field and the fix."""
+  config_fields.require_choice(f"{field}.noise", boot_cfg.noise, NOISE_SOURCES, StudyError)
   if not isinstance(boot_cfg.eval_floor, (bool, np.bool_)):
-    return f"config field '{field}.eval_floor' is {boot_cfg.eval_floor!r}; use True or False"
+    raise StudyError(f"config field '{field}.eval_floor' is {boot_cfg.eval_floor!r}; "
+                     f"use True or False")
   if boot_cfg.noise != "residuals" and boot_cfg.method not in ("residual_t", "parametric"):
-    return (f"config field '{field}.noise' is {boot_cfg.noise!r}, but the "
-            f"{boot_cfg.method!r} bootstrap draws from the residuals themselves; use "
-            f"{field}.method=residual_t (or parametric) with it")
-  return None
+    raise StudyError(
+        f"config field '{field}.noise' is {boot_cfg.noise!r}, but the "
+        f"{boot_cfg.method!r} bootstrap draws from the residuals themselves; use "
+        f"{field}.method=residual_t (or parametric) with it")
 
 
 def seed_scale(groups: Sequence[Sequence[float]], runs: Sequence[str]) -> noise_lib.NoiseScale:

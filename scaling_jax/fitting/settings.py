@@ -1,0 +1,73 @@
+"""config.study: every section from the module that reads it, checked once.
+
+  study.dataset, .val_set          which rows, and which loss is fitted (all fits)
+  study.loss_design, .err_design,  the final-point fit's design points and targets
+    .targets, .budget_flops          ('model@M' / 'N@M'; points.py, study_fit.py)
+  study.downstream, .subset        which tasks enter the error (task_subset.py)
+  study.fit                        the solver (laws.fit.FitSettings)
+  study.bootstrap                  the intervals: resampling (laws.bootstrap.
+                                     BootstrapSettings) and its noise source
+                                     (noise_sources.py)
+  study.curves                     fits on every checkpoint of named runs (curves.py)
+  study.advise, .retrospective     which runs to train next, and its replay
+  study.reuse_fit                  redraw the report from the last fit (report/fit_cache)
+
+`check(study)` runs every section's check, before any training or fitting; the
+fit functions trust a checked config and do not check it again.
+
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from scaling_jax.fitting import advice
+from scaling_jax.fitting import curves
+from scaling_jax.fitting import law_settings
+from scaling_jax.fitting import noise_sources
+from scaling_jax.fitting import points
+from scaling_jax.fitting import retrospective
+from scaling_jax.fitting import task_subset
+from scaling_jax.laws import bootstrap as bootstrap_lib
+from scaling_jax.laws import fit as fit_lib
+
+
+def default_study_config() -> ml_collections.ConfigDict:
+  """config.study, documented field by field where each section is built."""
+  study = ml_collections.ConfigDict()
+  study.dataset = ""  # fit the rows of this dataset column only ('' -> all rows)
+  study.val_set = "validation"  # loss/<val_set> is the fitted loss
+  study.update(points.default_config())
+  study.budget_flops = 0.0  # compute-optimal split at this C; 0: the largest target's
+  study.update(task_subset.default_config())
+  # bounds: 'none', or 'physical' (E >= 0, coefficients >= 0, exponents and Eq. 5's
+  # eps in a range: forms.Law.physical_bounds), or from Python a tuple of (name, lo,
+  # hi) triples. Influences are not reported where a bound holds a parameter.
+  study.fit = ml_collections.ConfigDict(dict(
+      maxiter=fit_lib.DEFAULT_MAXITER, tol=fit_lib.DEFAULT_TOL, robust=False,
+      huber_delta=fit_lib.DEFAULT_HUBER_DELTA, bounds="none"))
+  # method, num_resamples, seed, level: laws/bootstrap.py; noise (where the
+  # residual_t / parametric bootstrap's noise scale comes from), eval_floor (floor
+  # each loss-law point's scale at its recorded evaluation noise,
+  # <ci_column>/<val_set>): fitting/noise_sources.py.
+  study.bootstrap = ml_collections.ConfigDict(dict(
+      method=bootstrap_lib.DEFAULT_METHOD, num_resamples=bootstrap_lib.DEFAULT_RESAMPLES,
+      seed=0, level=0.95, **noise_sources.default_config()))
+  study.curves = curves.default_config()
+  study.advise = advice.default_config()
+  study.retrospective = retrospective.default_config()
+  # Reuse the last fit when its inputs and the package are unchanged: a second call
+  # then only redraws the report (seconds, not a minute of compiling the solver).
+  study.reuse_fit = True
+  return study
+
+
+def check(study) -> None:
+  """Every section's value checks, before any training or fitting."""
+  points.check(study)
+  task_subset.check(study)
+  law_settings.fit_settings(study)
+  law_settings.bootstrap_settings(study)
+  noise_sources.check(study.bootstrap, "study.bootstrap")
+  curves.check(study)
+  advice.check(study.advise)
+  retrospective.check(study.retrospective)

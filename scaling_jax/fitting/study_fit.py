@@ -1,0 +1,226 @@
+"""From the runs table to fitted laws: `fit(rows, task_baselines, config.study)`.
+
+The one fit of every study, whatever the source of its rows:
+  1. one row per design point (model, M): each run's final row, averaged over seeds;
+  2. the designs ('model@M' strings in the config, parsed once here) and targets;
+  3. the downstream tasks averaged into the error (the paper's subset rule);
+  4. Eq. 4 on the loss design, Eq. 5 on the error design, both bootstrapped;
+  5. predictions with intervals for every point and target (fitting/predictions.py).
+
+`config.study`'s fields are documented in fitting/settings.py and the modules it
+names; `fit` expects a config that `settings.check` has passed.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from scaling_jax.fitting import StudyError
+from scaling_jax.fitting import law_settings
+from scaling_jax.fitting import noise_sources
+from scaling_jax.fitting import points as points_lib
+from scaling_jax.fitting import predictions as predictions_lib
+from scaling_jax.fitting import task_subset
+from scaling_jax.laws import bootstrap as bootstrap_lib
+from scaling_jax.laws import fit as fit_lib
+from scaling_jax.laws import forms
+from scaling_jax.laws import predict as predict_lib
+from scaling_jax.runs import table as runs_table
+
+@dataclasses.dataclass
+class LawFit:
+  result: fit_lib.FitResult
+  boot: bootstrap_lib.BootstrapResult
+  runs: list[str]
+
+  def param_intervals(self, level: float) -> dict[str, dict[str, float]]:
+    lo, hi = bootstrap_lib.interval(self.boot.params, level)
+    return {n: {"value": float(self.result.params[i]), "lo": float(lo[i]), "hi": float(hi[i])}
+            for i, n in enumerate(self.result.law.param_names)}
+
+
+@dataclasses.dataclass
+class StudyFit:
+  rows: list[dict]            # one per design point, with 'err' added where known
+  val_set: str
+  tasks: list[str]
+  task_rule: str              # one line: how the tasks were chosen
+  level: float
+  loss: LawFit
+  error: LawFit | None
+  predictions: list[dict]     # one per row (see predictions.py for the columns)
+  targets: list[dict]         # predictions for the named targets, with influences
+  compute_optimal: predict_lib.ComputeOptimal
+  notes: list[str] = dataclasses.field(default_factory=list)  # flags for the reader
+  # The same design fitted on every checkpoint (scaling_jax/fitting/curves.py), or why not.
+  checkpoint_fit: object = None
+  checkpoint_fit_note: str = ""
+  # Which runs to train next (scaling_jax/fitting/advice.py), and the advisor's replay on
+  # released runs; None unless config.study.advise / .retrospective ask for them.
+  advice: object = None
+  retrospective: object = None
+
+
+def _budget(study, target_rows, points) -> float:
+  """study.budget_flops, else the largest target's compute (else the largest run's)."""
+  if study.budget_flops:
+    return float(study.budget_flops)
+  return max(r["flops"] for r in (target_rows or points))
+
+
+def _fit_only(law, x, y, runs, study) -> fit_lib.FitResult:
+  try:
+    return fit_lib.fit(law, x, y, settings=law_settings.fit_settings(study))
+  except fit_lib.FitError as e:
+    raise StudyError(f"fitting {law.formula} on runs {runs}: {e}") from None
+
+
+def _fit_law(law, x, y, runs, study, method, noise_of=None) -> LawFit:
+  """Fit and bootstrap; noise_of(result) gives the bootstrap's NoiseScale (or None)."""
+  result = _fit_only(law, x, y, runs, study)
+  resampling = law_settings.bootstrap_settings(study)
+  try:
+    noise = noise_of(result) if noise_of else None
+    boot = bootstrap_lib.bootstrap(result, method=method,
+                                   num_resamples=resampling.num_resamples,
+                                   seed=resampling.seed, noise=noise)
+  except ValueError as e:  # e.g. n = p: no residual scale to draw from
+    raise StudyError(f"bootstrapping {law.formula} on runs {runs} "
+                     f"(study.bootstrap.method={method!r}, "
+                     f"noise={study.bootstrap.noise!r}): {e}") from None
+  return LawFit(result, boot, list(runs))
+
+
+def _eval_sigma(rows, val_set, ci_column):
+  """Per-run evaluation noise of the loss (recorded 95% half-width / 1.96)."""
+  key = f"{ci_column}/{val_set}"
+  missing = [r["run"] for r in rows if key not in r]
+  if missing:
+    raise StudyError(f"study.bootstrap.noise='eval' / eval_floor need column {key!r} "
+                     f"(the runs' recorded loss intervals); missing in {missing}")
+  return np.array([r[key] for r in rows]) / 1.96
+
+
+def _seed_groups(rows, chosen, value) -> list[list[float]]:
+  """Per chosen design point, `value(row)` of each of its seeds' final rows."""
+  by_key = collections.defaultdict(list)
+  for r in runs_table.final_rows(rows):
+    by_key[runs_table.run_key(r)].append(r)
+  return [[value(r) for r in by_key[runs_table.run_key(c)]] for c in chosen]
+
+
+def _other_datasets(rows, source_rows) -> dict[str, list[dict]]:
+  """Point rows of every dataset of the source that the fitted rows do not hold."""
+  fitted = {r.get("dataset") for r in rows}
+  others = collections.defaultdict(list)
+  for r in source_rows:
+    if r.get("dataset") not in fitted:
+      others[str(r.get("dataset"))].append(r)
+  return {d: points_lib.point_rows(rs) for d, rs in sorted(others.items())}
+
+
+def _pooled_fits(law, study, others, design, x_and_y) -> dict[str, fit_lib.FitResult]:
+  """The same design fitted on each other dataset that has all of its points."""
+  fits = {}
+  for dataset, points in others.items():
+    keys = {runs_table.run_key(p) for p in points}
+    if all(points_lib.parse_point(spec) in keys for spec in design):
+      chosen = points_lib.select_points(points, design)
+      x, y = x_and_y(chosen)
+      if y is not None:
+        fits[dataset] = _fit_only(law, x, y, [r["run"] for r in chosen], study)
+  return fits
+
+
+def _with_err(xy, tasks):
+  """xy over rows with their task-average error added where all tasks are measured
+  (other datasets' points, for pooling, have not had it computed)."""
+  def with_err(chosen):
+    return xy([dict(r, err=task_subset.average_error(r, tasks))
+               if "err" not in r and all(runs_table.ACC_PREFIX + t in r for t in tasks)
+               else r for r in chosen])
+  return with_err
+
+
+def _noise_of(study, rows, source_rows, law, design, chosen, x_and_y, value,
+              recorded: bool):
+  """A noise_of(result) for _fit_law, per config.study.bootstrap (noise_sources.choose).
+  `recorded`: the chosen rows carry recorded evaluation noise (losses do; task
+  averages do not)."""
+  boot_cfg = study.bootstrap
+
+  def noise_of(result):
+    try:
+      return noise_sources.choose(
+          boot_cfg, result,
+          seeds=lambda: noise_sources.seed_scale(_seed_groups(rows, chosen, value),
+                                             [r["run"] for r in chosen]),
+          pooled=lambda: noise_sources.pooled_scale(
+              result, _pooled_fits(law, study, _other_datasets(rows, source_rows),
+                                   design, x_and_y), study.dataset),
+          eval_sigma=lambda: (_eval_sigma(chosen, study.val_set, boot_cfg.ci_column)
+                              if recorded else None),
+          eval_key=f"{boot_cfg.ci_column}/{study.val_set}")
+    except noise_sources.NoiseSourceError as e:
+      raise StudyError(str(e)) from None
+  return noise_of
+
+
+def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
+  """Fits config.study's laws on the runs table's rows; see the module docstring."""
+  rows = [r for r in source_rows if not study.dataset or r.get("dataset") == study.dataset]
+  if not rows:
+    raise StudyError(f"config field 'study.dataset' is {study.dataset!r}, but no run has "
+                     f"that dataset; present: "
+                     f"{sorted({str(r.get('dataset')) for r in source_rows})}")
+  points = points_lib.point_rows(rows)
+  loss_design, err_design, targets = points_lib.designs(study, points)
+  loss_rows = points_lib.select_points(points, loss_design)
+  err_rows = points_lib.select_points(points, err_design) if study.downstream != "none" else []
+  tasks, task_rule = task_subset.choose_tasks(study, source_rows, err_rows, task_baselines)
+  notes = task_subset.task_gaps(rows, err_rows, task_baselines)
+  if err_rows and task_baselines and not tasks:
+    raise StudyError("no downstream task is measured on every error-design run, so the "
+                     "error law cannot be fitted: " + "; ".join(notes or ["no acc/ columns"])
+                     + ". Fix the runs, drop runs from config.study.err_design, or set "
+                     "config.study.downstream=none")
+  for r in points:
+    if tasks and all(runs_table.ACC_PREFIX + t in r for t in tasks):
+      r["err"] = task_subset.average_error(r, tasks)
+  val_set, boot_cfg = study.val_set, study.bootstrap
+  loss_xy = lambda chosen: (predictions_lib.law_inputs(chosen),
+                            [points_lib.loss_of(r, val_set) for r in chosen])
+  loss = _fit_law(forms.OVERTRAINING, *loss_xy(loss_rows), [r["run"] for r in loss_rows],
+                  study, boot_cfg.method,
+                  _noise_of(study, rows, source_rows, forms.OVERTRAINING, loss_design,
+                            loss_rows, loss_xy, lambda r: points_lib.loss_of(r, val_set), True))
+  error = None
+  if tasks:
+    no_err = [r["run"] for r in err_rows if "err" not in r]
+    if no_err:
+      raise StudyError(f"error-law design runs {no_err} lack accuracies for tasks {tasks}")
+    err_xy = lambda chosen: (
+        ({"L": [points_lib.loss_of(r, val_set) for r in chosen]}, [r["err"] for r in chosen])
+        if all("err" in r for r in chosen) else (None, None))
+    error = _fit_law(forms.DOWNSTREAM, *err_xy(err_rows), [r["run"] for r in err_rows],
+                     study, boot_cfg.method,
+                     _noise_of(study, rows, source_rows, forms.DOWNSTREAM, err_design,
+                               err_rows, _with_err(err_xy, tasks),
+                               lambda r: task_subset.average_error(r, tasks), False))
+  target_rows = [points_lib.target_row(spec, points) for spec in targets]
+  level = boot_cfg.level
+  predicted_targets = predictions_lib.predict_targets(target_rows, val_set, loss, error,
+                                                      level)
+  notes += sorted({f"influences not computed: {t['influence_unavailable']}"
+                   for t in predicted_targets if "influence_unavailable" in t})
+  return StudyFit(
+      rows=points, val_set=val_set, tasks=list(tasks), task_rule=task_rule, level=level,
+      loss=loss, error=error,
+      predictions=predictions_lib.predict_rows(points, val_set, loss, error, level),
+      targets=predicted_targets,
+      compute_optimal=predict_lib.compute_optimal(
+          loss.result, loss.boot, _budget(study, target_rows, points), level),
+      notes=notes)
