@@ -35,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from scaling_jax import runs as runs_lib
-from scaling_jax.fitting import predictions
 from scaling_jax.fitting import retrospective
 from scaling_jax.fitting import study_fit
 from scaling_jax.laws import fit as fit_lib

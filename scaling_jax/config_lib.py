@@ -40,8 +40,10 @@ def parse_arg(arg: str, knobs: dict, where: str) -> dict:
       try:
         out[key] = type(default)(value)
       except ValueError:
-        raise ValueError(f"{where}: variant {key}={value!r} must be a "
-                         f"{type(default).__name__}") from None
+        kind = {int: "an integer", float: "a number"}.get(type(default),
+                                                          type(default).__name__)
+        raise ValueError(f"{where}: variant {key}={value!r} must be {kind}, e.g. "
+                         f"{key}={default!r}") from None
   return out
 
 

@@ -5,17 +5,20 @@ r"""Command line: run a study from an ml-collections config.
       --config.runs.path=../shared/data/openlm_testbed --workdir=OUT
 
 Flags live here only; everything else is `scaling_jax.study.run(config, workdir)`,
-which notebooks call directly. The config is locked, so an override of a field it
+which notebooks call directly. A config file is Python: `--config=` runs it (and
+`--help` runs every file under configs/ to list its variants), so run configs you
+trust, as any script; a workdir, by contrast, is only read as data. The config is locked, so an override of a field it
 lacks fails with ml_collections' own message and its "did you mean" hint.
 
 Input a user can fix ends the command with one line, `error: ...` (continued on
 indented lines at most), and exit status 2, as argparse does for bad arguments:
 missing or unknown flags, a config file that is missing or refuses its variant,
 a value of the wrong type, and every refusal from the study. The study's refusals
-are ValueErrors (the project's convention: fitting.StudyError, runs.RunsError,
-the testbed's TestbedError... each naming the file, field and fix) and the OSErrors
-about a path (missing, not a directory, no permission). Anything else is a bug and
-keeps its traceback; `--traceback` shows it for a refusal too.
+are ValueErrors that the package raises itself (the project's convention:
+fitting.StudyError, runs.RunsError, the testbed's TestbedError... each naming the
+file, field and fix) and the OSErrors about a path (missing, not a directory, no
+permission); see refusals.py. Anything else is a bug and keeps its traceback, a
+ValueError from inside numpy or jax too; `--traceback` shows it for a refusal too.
 
 A `--config.<field>` override that the sweep replaces in every unit would change
 nothing, so it is refused, naming the field; one the sweep replaces in some units
@@ -29,7 +32,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from scaling_jax import config_variants
-from scaling_jax import fitting
+from scaling_jax import refusals
 
 # absl's --help prints this module's docstring: end it with each config's variants,
 # read from the VARIANTS each config file declares, so the list cannot go stale.
@@ -44,8 +47,6 @@ _TRACEBACK = flags.DEFINE_bool("traceback", False, "On a refused input, print th
 USAGE = ("usage: python -m scaling_jax.main --config=configs/grid.py[:variant] "
          "--workdir=OUT [--config.FIELD=VALUE ...] [--traceback]")
 USER_ERROR_EXIT = 2
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-               FileExistsError, PermissionError)
 _TRACEBACK_HINT = "(--traceback shows where it was raised)"
 
 
@@ -68,9 +69,11 @@ def _message(error: BaseException) -> str:
 
 def _innermost(error: BaseException) -> BaseException:
   # ml_collections re-raises a config file's own error with the traceback as text,
-  # and absl wraps that again: the first error raised is the one that explains.
-  while error.__context__ is not None:
-    error = error.__context__
+  # and absl wraps that again: the first error raised is the one that explains. An
+  # error raised `from None` replaced its context on purpose (parse_arg's "variant
+  # seeds='abc' must be a int" over int()'s own message): the walk stops there.
+  while error.__context__ is not None and not error.__suppress_context__:
+    error = error.__cause__ or error.__context__
   return error
 
 
@@ -152,10 +155,13 @@ def main(argv):
   try:
     check_overrides(_CONFIG.value)
     study.run(_CONFIG.value, _WORKDIR.value)
-  except USER_ERRORS as e:
-    # The refusal's message names the file, field and fix: the user needs that
-    # line, not the stack under it.
-    if _TRACEBACK.value:
+  except Exception as e:  # pylint: disable=broad-except
+    # A refusal's message names the file, field and fix: the user needs that line,
+    # not the stack under it. A bug keeps its traceback.
+    disk = refusals.disk_problem(e)
+    if disk and not _TRACEBACK.value:
+      refuse(disk, _TRACEBACK_HINT)
+    if _TRACEBACK.value or not refusals.is_refusal(e):
       raise
     refuse(str(e), _TRACEBACK_HINT)
 

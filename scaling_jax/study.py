@@ -19,6 +19,7 @@ import pathlib
 import tempfile
 import time
 
+from scaling_jax import refusals
 from scaling_jax import report
 from scaling_jax import runs as runs_lib
 from scaling_jax.fitting import advice
@@ -66,6 +67,25 @@ def _flag_fits(fit: study_fit.StudyFit) -> None:
           f"{law_fit.result.y[worst] + residuals[worst]:.4g})")
 
 
+def _optional(fit, label: str, fallback, compute, *args):
+  """`compute(*args)`, or `fallback` with a note on the fit when it fails with a bug.
+
+  The parts of a report beyond the laws and their predictions are extras: a bug in
+  one must not cost the user a finished study. A refusal of their input is still a
+  refusal (said before any compute where it can be: settings.check).
+  """
+  try:
+    return compute(*args)
+  except Exception as e:  # pylint: disable=broad-except
+    if refusals.is_refusal(e):
+      raise
+    logging.exception("%s failed", label)
+    fit.notes.append(f"{label} is left out: it failed with an internal error "
+                     f"({type(e).__name__}: {e}); the rest of the report stands. Please "
+                     f"report it with the log")
+    return fallback
+
+
 def fit_and_report(config, workdir, *, train_seconds: float | None = None
                    ) -> study_fit.StudyFit:
   """Reads the runs, fits config.study and writes WORKDIR/report/."""
@@ -76,6 +96,8 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
   source = runs_lib.load(config, workdir)
   for note in source.notes:  # said now: a refusal below may follow from them
     print(f"WARNING: {note}")
+  advice.check_models(config.study.advise, {str(r.get("model")) for r in source.rows},
+                      f"the runs of {source.where}")
   key = fit_cache.key(source.rows, source.task_baselines, config.study)
   fit = (fit_cache.load(report_dir / fit_cache.FILENAME, key)
          if config.study.reuse_fit else None)
@@ -89,12 +111,14 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
     if isinstance(fit, study_fit.StudyFit):
       _flag_fits(fit)
       loss_design, _, targets = points.designs(config.study, fit.rows)
-      fit.checkpoint_fit, fit.checkpoint_fit_note = curves.beside_final(
+      fit.checkpoint_fit, fit.checkpoint_fit_note = _optional(
+          fit, "the all-checkpoint comparison", (None, "it failed"), curves.beside_final,
           source.rows, config.study, loss_design, targets)
       if config.study.advise.budget_flops:
-        fit.advice = advice.advise(config.study, fit)
+        fit.advice = _optional(fit, "the advice", None, advice.advise, config.study, fit)
       if config.study.retrospective.enabled:
-        fit.retrospective = advice.retrospect(config.study, fit)
+        fit.retrospective = _optional(fit, "the retrospective", None, advice.retrospect,
+                                      config.study, fit)
   context = {"workdir": str(workdir), "source": f"{config.runs.source} ({source.where})",
              "num_runs": len({r["run"] for r in source.rows}),
              "num_rows": len(source.rows),
@@ -130,6 +154,10 @@ def check_workdir(workdir: str) -> None:
 def run(config, workdir) -> study_fit.StudyFit | None:
   """Trains the sweep's missing units, fits and reports (None on a dry run)."""
   fitting_settings.check(config.study)  # a bad study field fails before any training
+  if config.sweep:
+    advice.check_models(config.study.advise,
+                        {o.get("model", config.model.name) for o in config.sweep},
+                        "config.sweep")
   workdir = os.fspath(workdir)
   check_workdir(workdir)
   start = time.time()

@@ -43,6 +43,7 @@ _CHOICES = ["xla", "blockwise"] + (["cudnn"] if _ON_GPU else [])
 
 
 # 96 = 3 blocks of 32; 100 and 20 are not multiples of the block (padded).
+@pytest.mark.slow
 @pytest.mark.parametrize("attention,seq_len", [("xla", 100), ("blockwise", 96),
                                                ("blockwise", 100),
                                                ("blockwise", 20)])
@@ -52,6 +53,7 @@ def test_attention_matches_dense_in_float32(attention, seq_len):
                     _dense_float32(seq_len, 32), atol=2e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", _CHOICES)
 def test_attention_in_bfloat16_matches_float32_dense(attention):
   q, k, v, g = (x.astype(jnp.bfloat16) for x in _qkv(100, jnp.float32))
@@ -119,6 +121,7 @@ def _remat_policies(jaxpr) -> list:
 
 # Every policy takes the same path (getattr on jax.checkpoint_policies), so two
 # stand for them numerically; the jaxpr test below covers each by name.
+@pytest.mark.slow
 @pytest.mark.parametrize("remat", ["block", "dots_saveable"])
 def test_remat_choices_give_the_same_loss_and_gradients(remat):
   # xla attention: the blockwise one brings checkpoints of its own.
@@ -129,6 +132,7 @@ def test_remat_choices_give_the_same_loss_and_gradients(remat):
     np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("remat", model_lib.REMAT_CHOICES)
 def test_remat_choice_reaches_the_program(remat):
   """One checkpoint (around the scanned block) with the named policy, or none."""
@@ -144,6 +148,7 @@ def test_remat_choice_reaches_the_program(remat):
   assert _remat_policies(jaxpr.jaxpr) == want
 
 
+@pytest.mark.slow
 def test_attention_choice_reaches_the_model():
   """Model-level check, seq 48 over 16-token blocks: loss and gradients agree."""
   (want_loss, want_grads), dense = _loss_and_grads(attention="dense",

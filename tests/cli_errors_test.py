@@ -253,6 +253,7 @@ def test_a_workdir_that_cannot_take_files_is_refused_first(kind, tmp_path, monke
   assert "[sweep" not in err  # before the launcher said anything
 
 
+@pytest.mark.slow
 def test_a_refused_study_input_ends_the_process_with_status_2(tmp_path):
   (tmp_path / "file").write_text("")
   proc = subprocess.run(

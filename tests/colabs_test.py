@@ -80,6 +80,7 @@ def test_published_copy_is_executed_and_current(name):
   assert (PUBLISHED / name).stat().st_size < 1_000_000
 
 
+@pytest.mark.slow
 def test_quickstart_runs_the_smoke_study(smoke_study, tmp_path, monkeypatch):
   # The notebook runs the smoke study in a copy of the session's trained one: it
   # finds every unit finished (training is tested with the study itself) and runs
@@ -93,6 +94,7 @@ def test_quickstart_runs_the_smoke_study(smoke_study, tmp_path, monkeypatch):
   assert (workdir / "report" / "summary.md").is_file()
 
 
+@pytest.mark.slow
 def test_testbed_notebook_reproduces_figure_1(testbed_dir, tmp_path, monkeypatch):
   notebook = _execute("testbed.ipynb", monkeypatch, SCALING_JAX_TESTBED=testbed_dir,
                       SCALING_JAX_WORKDIR=tmp_path, SCALING_JAX_RESAMPLES=SMOKE_RESAMPLES)

@@ -12,6 +12,9 @@ from scaling_jax import train
 from scaling_jax import train_metrics
 from scaling_jax.launch import units as units_lib
 
+# Trains (or fits) a shared module fixture: every test here is of the full tier.
+pytestmark = pytest.mark.slow
+
 CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
 # The programs of train.Program, by the name JAX gives their cache entries.
 _UNIT_PROGRAMS = ("jit_train_step-", "jit__init_state-", "jit__apply-")

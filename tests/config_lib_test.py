@@ -44,7 +44,7 @@ def test_parse_arg_types_flags_and_errors():
   assert config_lib.parse_arg("smoke=false", knobs, "x.py")["smoke"] is False
   with pytest.raises(ValueError, match="x.py: unknown variant 'sedes'.*seeds"):
     config_lib.parse_arg("sedes=2", knobs, "x.py")
-  with pytest.raises(ValueError, match="seeds='two' must be a int"):
+  with pytest.raises(ValueError, match="seeds='two' must be an integer"):
     config_lib.parse_arg("seeds=two", knobs, "x.py")
   with pytest.raises(ValueError, match="'smoke' is a flag"):
     config_lib.parse_arg("smoke=maybe", knobs, "x.py")

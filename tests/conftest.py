@@ -199,3 +199,18 @@ def smoke_study(tmp_path_factory):
   from scaling_jax import study  # pylint: disable=import-outside-toplevel
   workdir = tmp_path_factory.mktemp("smoke_study")
   return workdir, study.run(smoke_config(), workdir)
+
+
+def eq4_rows(sizes=(1e6, 2e6, 4e6, 8e6), multipliers=(10.0, 20.0, 40.0)):
+  """Final rows of runs whose loss follows Eq. 4 (E 1.5, a 10, b 30, eta 0.15) with
+  a little deterministic scatter: a quick study for the fitting layer's tests."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  rows = []
+  for n in sizes:
+    for m in multipliers:
+      c = 6 * n * n * m
+      loss = 1.5 + (10 * m**0.15 + 30 * m**-0.15) * c**-0.15
+      rows.append(dict(run=f"r{n:g}_{m:g}", model=f"m{n:g}", N=n, M=m, seed=0,
+                       tokens=n * m, flops=c, step=1, final=True,
+                       **{"loss/validation": loss * (1 + 1e-3 * np.sin(n * m))}))
+  return rows

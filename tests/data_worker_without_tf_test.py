@@ -47,6 +47,7 @@ def test_a_prepared_tfds_dataset_reopens_without_importing_tfds(
     data.prepare_dataset(dict(cfg, validation_fraction=0.05))  # a new key: prepare
 
 
+@pytest.mark.slow
 def test_a_tfds_unit_trains_in_a_worker_that_cannot_import_tensorflow(
     fake_tfds, tmp_path, monkeypatch):
   final = train_smoke_unit(dict(FAKE_TFDS, cache_dir=str(tmp_path / "cache")),

@@ -33,6 +33,7 @@ def swept(tmp_path_factory):
   return workdir, config, units
 
 
+@pytest.mark.slow
 def test_the_diverged_unit_is_finished_at_the_step_it_diverged(swept):
   workdir, config, units = swept
   assert all(u.finished() for u in units.values())
@@ -51,6 +52,7 @@ def test_the_diverged_unit_is_finished_at_the_step_it_diverged(swept):
   assert {p: p.stat().st_size for p in workdir.rglob("records.jsonl")} == sizes
 
 
+@pytest.mark.slow
 def test_the_fit_leaves_the_diverged_run_out_and_the_summary_says_so(swept):
   workdir, config, _ = swept
   write_runs(workdir, LOSS_DESIGN + TARGETS)  # the design's other runs, synthetic

@@ -34,9 +34,10 @@ def test_bad_advice_fields_are_refused_before_anything_runs(field, value, messag
   config = config_lib.default_config()
   config.study.advise[field] = value
   with pytest.raises(fitting.StudyError, match=message):
-    advice.check(config.study.advise)
+    advice.check(config.study)
 
 
+@pytest.mark.slow
 def test_advice_ranks_candidates_and_its_batch_fits_the_budget(testbed_dir, tmp_path):
   budget = 2e19
   config = _testbed(testbed_dir, **{"study.advise.budget_flops": budget})
@@ -69,6 +70,7 @@ def test_advice_ranks_candidates_and_its_batch_fits_the_budget(testbed_dir, tmp_
   assert "Checked by simulation" in summary
 
 
+@pytest.mark.slow
 def test_named_candidates_and_an_unknown_model(testbed_dir, tmp_path):
   config = _testbed(testbed_dir, **{"study.advise.budget_flops": 1e18,
                                     "study.advise.candidates": "d=96_l=8_h=4@640,1e8@40"})
@@ -79,6 +81,7 @@ def test_named_candidates_and_an_unknown_model(testbed_dir, tmp_path):
     study.run(config, str(tmp_path / "again"))
 
 
+@pytest.mark.slow
 def test_retrospective_writes_one_row_per_target_after_each_addition(testbed_dir, tmp_path):
   config = _testbed(testbed_dir, "train=rpj,replay", **{
       "study.retrospective.strategies": "compute,paper",

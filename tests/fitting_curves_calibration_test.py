@@ -7,10 +7,13 @@ study's own (curves.fit), for the law's loss at two far targets and for alpha an
 beta. Resampling checkpoints instead of whole runs makes them far too narrow (the
 checkpoints of a run share its noise); this test catches that.
 """
+import pytest
 import numpy as np
 
 from scaling_jax import config_lib
 from scaling_jax.fitting import curves
+
+pytestmark = pytest.mark.slow  # every test here is of the full tier
 
 TRUTH = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
 RUNS = ((3e7, 20.0), (6e7, 20.0), (1.2e8, 20.0), (2.5e8, 20.0), (5e8, 20.0), (1e9, 20.0),

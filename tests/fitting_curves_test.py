@@ -49,6 +49,7 @@ def clean_fit():
   return curves.fit(curve_rows(), {}, _study(fit_runs="a,b,c", targets="d,e"))
 
 
+@pytest.mark.slow
 def test_all_checkpoints_recover_the_law_and_predict_the_target(clean_fit):
   params = clean_fit.fits["all checkpoints"].param_intervals(0.95)
   for name, true in TRUTH.items():
@@ -60,6 +61,7 @@ def test_all_checkpoints_recover_the_law_and_predict_the_target(clean_fit):
   assert any("final-only" in n for n in clean_fit.notes)
 
 
+@pytest.mark.slow
 def test_the_early_cut_drops_checkpoints_from_the_fit():
   fit = curves.fit(curve_rows(points=24), {}, _study(fit_runs="a,b,c", targets="d",
                                                       min_fraction=0.5))
@@ -70,6 +72,7 @@ def test_the_early_cut_drops_checkpoints_from_the_fit():
     curves.fit(curve_rows(), {}, _study(fit_runs="a,b,c", targets="d", min_tokens=1e13))
 
 
+@pytest.mark.slow
 def test_cluster_weights_resample_whole_runs_and_their_seeds():
   clusters = ["x"] * 5 + ["y"] * 3 + ["z"] * 4
   weights = cluster.cluster_weights(clusters, 200, seed=1)
@@ -84,6 +87,7 @@ def test_cluster_weights_resample_whole_runs_and_their_seeds():
   assert any("resample only 3 runs (seeds of a run count once)" in n for n in fit.notes)
 
 
+@pytest.mark.slow
 def test_resampling_runs_not_checkpoints_gives_the_wider_honest_interval():
   """Checkpoints of a run share its noise: an iid bootstrap over them is too narrow."""
   sizes = {f"r{i}": n for i, n in enumerate(np.geomspace(1e7, 1e9, 7))}
@@ -101,6 +105,7 @@ def test_resampling_runs_not_checkpoints_gives_the_wider_honest_interval():
   assert width(by_run) > 2 * width(by_point)
 
 
+@pytest.mark.slow
 def test_borrowed_exponents_predict_a_new_family_from_one_model():
   rows = curve_rows()
   given = ",".join(f"{k}={TRUTH[k]}" for k in ("alpha", "beta", "E"))
@@ -114,6 +119,7 @@ def test_borrowed_exponents_predict_a_new_family_from_one_model():
   assert worse["are"] > 100 * target["are"] + 1e-3
 
 
+@pytest.mark.slow
 def test_borrowing_from_a_donor_fit_carries_its_uncertainty():
   sizes = {f"r{i}": n for i, n in enumerate(np.geomspace(1e7, 1e9, 7))}
   rows = curve_rows(noise=0.005, seed=4, sizes=sizes)
@@ -142,6 +148,7 @@ def test_bad_curve_fields_are_named():
                                 borrow_values="alpha=0.3"))
 
 
+@pytest.mark.slow
 def test_a_curve_fit_against_its_premise_is_flagged():
   rows = [dict(r, **{"loss/validation": r["loss/validation"] + 2e-8 * r["N"]})
           for r in curve_rows()]  # bigger models worse: loss rising with N

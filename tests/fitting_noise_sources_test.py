@@ -52,6 +52,7 @@ def test_seeds_without_repeats_name_the_fix():
     noise_sources.seed_scale([[1.0], [2.0]], ["a", "b"])
 
 
+@pytest.mark.slow
 def test_a_study_with_seeds_draws_from_their_spread():
   rows = _rows(seeds=3)
   result = study_fit.fit(rows, {}, _study(noise="seeds"))

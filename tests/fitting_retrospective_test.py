@@ -12,6 +12,9 @@ from scaling_jax.laws import advise
 from scaling_jax.laws import forms
 from scaling_jax.laws import predict as predict_lib
 
+# Trains (or fits) a shared module fixture: every test here is of the full tier.
+pytestmark = pytest.mark.slow
+
 TRUTH = np.array([1.84, 212.0, 367.0, 0.136])
 EQ5 = np.array([0.857, 2.21, 0.715])
 SIZES = np.array([1e7, 2e7, 4e7, 8e7, 6.4e8])

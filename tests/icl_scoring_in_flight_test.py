@@ -4,11 +4,14 @@ queued until the end, dozens of queued programs that gather parameters deadlocke
 XLA:CPU's collectives and the process died of SIGABRT at the unit's first
 evaluation, 5 times in 5 here (scoring.MAX_IN_FLIGHT bounds the queue). Run in a
 child process, since an abort would end pytest."""
+import pytest
 import os
 import subprocess
 import sys
 
 from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # every test here is of the full tier
 
 _CHILD = r'''
 import sys

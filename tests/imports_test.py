@@ -5,6 +5,7 @@ or inside a function), so a lazy import cannot hide a cycle either. Importing a
 submodule counts as an edge to that submodule alone: package __init__ files are
 kept free of imports that would make the parent a hub (see runs/__init__.py).
 """
+import pytest
 import ast
 import pathlib
 import subprocess
@@ -112,6 +113,7 @@ def test_the_fitting_layer_is_one_folder():
     assert "ml_collections" not in path.read_text(encoding="utf-8"), path
 
 
+@pytest.mark.slow
 def test_study_flow_imports_neither_training_nor_tensorflow():
   code = ("import sys, scaling_jax.study; "
           "bad = [m for m in sys.modules if m == 'scaling_jax.train' or "

@@ -1,4 +1,5 @@
 """The local process pool end to end: kill a sweep mid-unit, resume, re-run."""
+import pytest
 import os
 import pathlib
 import re
@@ -57,6 +58,7 @@ def _start_steps(run_dir):
   return [int(s) for s in re.findall(r"starting at step (\d+)", text)]
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_and_finished_sweep_trains_nothing(tmp_path, capsys):
   script = tmp_path / "sweep_script.py"
   script.write_text(_SCRIPT.format(grid=str(REPO / "configs" / "grid.py"),

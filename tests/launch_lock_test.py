@@ -112,6 +112,7 @@ def test_a_unit_locked_after_the_launch_began_is_skipped_by_its_trainer(
     launch._raise_unfinished(failures, [unit])  # pylint: disable=protected-access
 
 
+@pytest.mark.slow
 def test_the_worker_process_exits_busy_on_a_held_unit(tmp_path, hold_lock):
   unit = launch.build_units(_units_config(tmp_path), str(tmp_path))[0]
   unit.write_config()

@@ -135,6 +135,7 @@ def test_expected_seconds_lays_units_out_on_the_slots():
   assert eta.expected_seconds(clocks, parallel=1) == pytest.approx(60 + 30)
 
 
+@pytest.mark.slow
 def test_estimate_matches_a_real_sweep(tmp_path, monkeypatch, capsys):
   """Two units of one shape on the local pool, as the default study trains them:
   the printed estimate within 2x of the training's wall time."""

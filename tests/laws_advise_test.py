@@ -8,7 +8,6 @@ Sherman-Morrison updates.
 import numpy as np
 import pytest
 
-from scaling_jax.fitting import advice
 from scaling_jax.laws import advise
 from scaling_jax.laws import advise_check
 from scaling_jax.laws import bootstrap as bootstrap_lib
@@ -116,6 +115,7 @@ def noisy_fit():
   return fit_lib.fit(forms.OVERTRAINING, x, y)
 
 
+@pytest.mark.slow
 def test_delta_std_agrees_with_a_parametric_bootstrap(noisy_fit):
   # 1000 replicates estimate a std to about 2% (1 / sqrt(2 x 1000)); the rest of
   # the 25% allowance is for linearising: the target lies 300x beyond the largest
@@ -191,6 +191,7 @@ def test_chained_error_adds_the_loss_variance_through_the_slope():
   assert measured.loss_std == pytest.approx(unmeasured.loss_std)
 
 
+@pytest.mark.slow
 def test_confirm_ranks_candidates_like_the_delta_method(noisy_fit):
   near, far = (7e8, 20.0), (1e7, 20.0)  # beside the target vs a repeat at the smallest
   advice = advise.advise(noisy_fit, [near, far], TARGET)

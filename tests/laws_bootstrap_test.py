@@ -15,6 +15,7 @@ def _power(params, x=X["X"]):
   return params[0] + params[1] * x ** -params[2]
 
 
+@pytest.mark.slow
 def test_parametric_interval_covers_the_truth_about_95_percent_of_the_time():
   rng = np.random.default_rng(0)
   sigma = np.full(12, 0.01)
@@ -30,6 +31,7 @@ def test_parametric_interval_covers_the_truth_about_95_percent_of_the_time():
   assert 0.85 <= np.mean(covered) <= 1.0
 
 
+@pytest.mark.slow
 def test_residual_bootstrap_keeps_every_point_and_brackets_the_fit():
   rng = np.random.default_rng(1)
   result = fit_lib.fit(forms.POWER, X, _power(TRUE) + rng.normal(0, 0.01, 12))
@@ -40,6 +42,7 @@ def test_residual_bootstrap_keeps_every_point_and_brackets_the_fit():
   assert np.all(hi > lo)
 
 
+@pytest.mark.slow
 def test_pairs_bootstrap_drops_resamples_with_too_few_unique_points():
   x = {"X": X["X"][:4]}
   result = fit_lib.fit(forms.POWER, x, _power(TRUE, x["X"]) + np.array([1, -1, 1, -1]) * 1e-3)
@@ -49,6 +52,7 @@ def test_pairs_bootstrap_drops_resamples_with_too_few_unique_points():
   assert np.all(np.isnan(boot.params[~boot.valid]))
 
 
+@pytest.mark.slow
 def test_parametric_records_its_noise_source():
   rng = np.random.default_rng(4)
   result = fit_lib.fit(forms.POWER, X, _power(TRUE) + rng.normal(0, 0.01, 12))
@@ -62,6 +66,7 @@ def test_parametric_records_its_noise_source():
                             noise=own.noise)
 
 
+@pytest.mark.slow
 def test_default_method_refuses_a_design_without_residual_degrees_of_freedom():
   x = {"X": X["X"][:3]}
   result = fit_lib.fit(forms.POWER, x, _power(TRUE, x["X"]))
@@ -69,6 +74,7 @@ def test_default_method_refuses_a_design_without_residual_degrees_of_freedom():
     bootstrap_lib.bootstrap(result, num_resamples=20)
 
 
+@pytest.mark.slow
 def test_unknown_method_is_named():
   result = fit_lib.fit(forms.POWER, X, _power(TRUE))
   with pytest.raises(ValueError, match="unknown bootstrap method 'jackknife'"):
@@ -95,6 +101,7 @@ def test_bootstrap_refuses_fewer_than_two_resamples_before_fitting(num_resamples
     bootstrap_lib.bootstrap(result, num_resamples=num_resamples)
 
 
+@pytest.mark.slow
 def test_bootstrap_records_how_many_resamples_converged():
   rng = np.random.default_rng(2)
   y = _power(TRUE) + rng.normal(0, 0.01, 12)

@@ -41,6 +41,7 @@ def _fit(x, y, law=forms.POWER, starts=STARTS):
   return fit_lib.fit(law, x, y, starts=starts)
 
 
+@pytest.mark.slow
 def test_default_intervals_cover_95_percent_with_five_residual_degrees_of_freedom():
   # 600 seeded trials: a binomial standard error of 0.009 at 0.95. The old residual
   # bootstrap covers P(|t_5| < 1.96) = 0.89 here; a 90% interval covers 0.90;
@@ -99,6 +100,7 @@ def test_resampled_noise_has_the_noise_scale_of_the_fit():
   assert spread == pytest.approx(np.sqrt(np.sum((r - r.mean()) ** 2) / (8 - 3)), rel=0.02)
 
 
+@pytest.mark.slow
 def test_default_noise_scale_is_the_unbiased_residual_variance_on_n_minus_p_df():
   rng = np.random.default_rng(4)
   result = _fit(X8, _power(TRUE, X8["X"]) + rng.normal(0, 0.05, 8))
@@ -135,6 +137,7 @@ def _chain_width(loss_noise, err_noise):
   return float(err.hi[0] - err.lo[0])
 
 
+@pytest.mark.slow
 def test_chained_error_interval_widens_with_either_laws_uncertainty():
   # The same draws (same seeds) with one law's noise tripled: the error interval
   # must grow (both laws contribute comparably here). It would stay put if the
@@ -144,6 +147,7 @@ def test_chained_error_interval_widens_with_either_laws_uncertainty():
   assert _chain_width(1.0, 3.0) > 1.5 * base
 
 
+@pytest.mark.slow
 def test_one_residual_degree_of_freedom_is_flagged_and_t_corrected():
   # 4 points for 3 parameters: one residual df. The interval must be about
   # t_1(0.975) / z(0.975) = 6.5 times the width that treats sigma as known, and
@@ -164,6 +168,7 @@ def test_one_residual_degree_of_freedom_is_flagged_and_t_corrected():
   assert rich.calibration is None and rich.residual_df == 5
 
 
+@pytest.mark.slow
 def test_loss_and_error_laws_draw_independent_resamples_from_one_seed():
   # A study bootstraps both laws with one seed. Were their draws the same stream,
   # the two laws' replicate errors would move together (correlation ~0.9 here)
@@ -201,6 +206,7 @@ def test_intervals_never_leave_the_physical_range():
   assert loss.value[0] > 1.8
 
 
+@pytest.mark.slow
 def test_profile_interval_of_the_exponent_matches_the_t_based_wald_interval():
   # Small noise: the profile is nearly quadratic, so its F-based interval must
   # match alpha_hat +- t_{n-p}(0.975) se, se from a finite-difference Jacobian.

@@ -16,6 +16,7 @@ def _eq4(params, c=C, m=M):
   return e + (a * m**eta + b * m**-eta) * c**-eta
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("law,x,true", [
     (forms.OVERTRAINING, {"C": C, "M": M}, TRUE_EQ4),
     (forms.DOWNSTREAM, {"L": np.linspace(2.6, 5.5, 7)}, np.array([0.86, 2.2, 0.71])),
@@ -33,6 +34,7 @@ def test_recovers_parameters_of_noise_free_data(law, x, true):
   assert result.objective < 1e-12
 
 
+@pytest.mark.slow
 def test_matches_or_beats_scipy_curve_fit_from_the_same_starts():
   rng = np.random.default_rng(0)
   y = _eq4(TRUE_EQ4) + rng.normal(0, 0.01, len(C))
@@ -48,6 +50,7 @@ def test_matches_or_beats_scipy_curve_fit_from_the_same_starts():
   assert result.objective <= best * (1 + 1e-9)
 
 
+@pytest.mark.slow
 def test_distinct_problems_give_the_same_answer_as_solving_every_start():
   rng = np.random.default_rng(1)
   ys = _eq4(TRUE_EQ4)[None] + rng.normal(0, 0.02, (4, len(C)))
@@ -61,6 +64,7 @@ def test_distinct_problems_give_the_same_answer_as_solving_every_start():
   np.testing.assert_allclose(fast[0], every[0], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_robust_objective_resists_an_outlier():
   y = _eq4(TRUE_EQ4)
   y_bad = y.copy()
@@ -114,6 +118,7 @@ def test_non_positive_tolerances_are_refused(field, value):
     fit_lib.FitSettings(**{field: value})
 
 
+@pytest.mark.slow
 def test_a_fit_cut_off_by_maxiter_is_marked_unconverged():
   rng = np.random.default_rng(0)
   y = _eq4(TRUE_EQ4) + rng.normal(0, 0.01, len(C))
@@ -124,6 +129,7 @@ def test_a_fit_cut_off_by_maxiter_is_marked_unconverged():
   assert full.converged is True
 
 
+@pytest.mark.slow
 def test_robust_fit_records_convergence_of_its_huber_stage():
   y = _eq4(TRUE_EQ4) * (1 + 0.003 * np.array([1, -1, 1, 1, -1, 1, -1]))
   full = fit_lib.fit(forms.OVERTRAINING, {"C": C, "M": M}, y,
@@ -175,6 +181,7 @@ def _scipy_bounded(x, y, lo, hi, alphas):
   return best
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bounds,lo,hi", [
     ("physical", [0, 0, 0], [np.inf, np.inf, 3]),                    # E held at 0
     ((("alpha", 0.0, 0.25),), [-np.inf, -np.inf, 0], [np.inf, np.inf, 0.25]),  # alpha
@@ -192,6 +199,7 @@ def test_bounded_fit_matches_scipy_bounded_least_squares(bounds, lo, hi):
   np.testing.assert_allclose(result.params, want.x, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_bounds_that_do_not_bind_change_nothing():
   x = np.geomspace(1e6, 1e9, 8)
   y = 1.5 + 400 * x**-0.3 + np.random.default_rng(3).normal(0, 0.01, 8)

@@ -23,6 +23,7 @@ def _finite_difference(law, x, y, x_target, settings, step=1e-6):
   return base, np.stack(columns, axis=1)
 
 
+@pytest.mark.slow
 def test_loss_influence_matches_finite_differences():
   settings = fit_lib.FitSettings()
   base, numeric = _finite_difference(forms.OVERTRAINING, {"C": C, "M": M}, Y, TARGET, settings)
@@ -32,6 +33,7 @@ def test_loss_influence_matches_finite_differences():
   np.testing.assert_allclose(analytic.sum(axis=1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_chain_influence_matches_finite_differences():
   loss_fit = fit_lib.fit(forms.OVERTRAINING, {"C": C, "M": M}, Y)
   err_l = np.array([3.9, 3.4, 3.0, 2.9, 2.7, 2.5])
@@ -55,6 +57,7 @@ def test_chain_influence_matches_finite_differences():
       np.testing.assert_allclose(grads[name][:, i], numeric, rtol=2e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_robust_influence_matches_finite_differences_of_robust_refits():
   settings = fit_lib.FitSettings(robust=True)
   # A larger step than least squares needs: the Huber refits stop at a step test
@@ -67,6 +70,7 @@ def test_robust_influence_matches_finite_differences_of_robust_refits():
   np.testing.assert_allclose(analytic, numeric, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_robust_parameter_jacobians_are_finite_and_ignore_outliers():
   y = Y.copy()
   y[1] += 0.3  # far outside huber_delta of any fit: the robust fit must not lean on it
@@ -77,6 +81,7 @@ def test_robust_parameter_jacobians_are_finite_and_ignore_outliers():
   np.testing.assert_allclose(d_y[:, 1], 0.0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_unidentified_parameters_raise_instead_of_returning_noise():
   # One token multiplier: a M^eta and b M^-eta scale the same column, so the Hessian
   # is singular and any "influence" would be rounding noise (or NaN).
@@ -88,6 +93,7 @@ def test_unidentified_parameters_raise_instead_of_returning_noise():
       influence.prediction_influence(result, TARGET)
 
 
+@pytest.mark.slow
 def test_a_parameter_held_by_a_bound_has_no_influence_but_an_interior_one_does():
   x = {"C": C, "M": M}
   free = fit_lib.fit(forms.OVERTRAINING, x, Y)

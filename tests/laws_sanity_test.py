@@ -36,6 +36,7 @@ def _result(law, **changes):
       settings=fit_lib.FitSettings(), converged=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("law", list(CLEAN))
 def test_clean_fits_raise_no_warning(law):
   x, named = CLEAN[law]

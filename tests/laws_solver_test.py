@@ -77,6 +77,7 @@ def weighted_fit():
 
 # From alpha0 = 10, LM's first trial steps overflow X^-alpha: they must be rejected,
 # not stall the solve.
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha0", [0.3, 1.2, 0.05, 10.0])
 def test_variable_projection_reaches_the_weighted_least_squares_optimum(
     weighted_fit, alpha0):
@@ -86,6 +87,7 @@ def test_variable_projection_reaches_the_weighted_least_squares_optimum(
   assert _weighted_sse(got, y, w) <= _weighted_sse(ref, y, w) * (1 + 1e-9)
 
 
+@pytest.mark.slow
 def test_overflowing_starts_do_not_disturb_the_others_in_a_vmapped_batch(weighted_fit):
   # X^60 overflows and X^-80 underflows: those members fail, the good one must not.
   y, w, ref = weighted_fit
@@ -96,6 +98,7 @@ def test_overflowing_starts_do_not_disturb_the_others_in_a_vmapped_batch(weighte
   np.testing.assert_allclose(params[0], ref, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_fitted_exponent_differentiates_like_refitting_perturbed_data(weighted_fit):
   # Implicit differentiation through LM. (Only jit(grad(solve)) works: grad of an
   # already-jitted solve fails inside jaxopt, and compiling the gradient takes ~15 s.)
@@ -123,6 +126,7 @@ def test_huber_objective_is_the_weighted_huber_loss_of_log_residuals():
   assert got == pytest.approx(_huber_loss(p, y, w, delta), rel=1e-10)
 
 
+@pytest.mark.slow
 def test_robust_solver_minimises_the_huber_loss_and_ignores_an_outlier():
   y, w = _data(seed=2, noise=0.002)
   y[3] *= 1.3  # one corrupted run

@@ -1,8 +1,11 @@
 """The command line: flags only, plain errors for bad overrides."""
+import pytest
 import subprocess
 import sys
 
 from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # every test here is of the full tier
 
 
 def test_unknown_config_field_is_named_before_anything_runs(tmp_path):

@@ -63,6 +63,7 @@ def _model(**overrides):
   return model_lib.Transformer(cfg, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow
 def test_blockwise_attention_matches_dense_with_gradients():
   dense = _model(seq_len=96, attention="dense", num_layers=1)
   blockwise = _model(seq_len=96, attention="blockwise", attention_block=32,
@@ -81,6 +82,7 @@ def test_blockwise_attention_matches_dense_with_gradients():
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_blockwise_attention_never_builds_full_score_matrix():
   model = _model(seq_len=512, attention="blockwise", attention_block=128,
                  num_layers=1)
@@ -99,6 +101,7 @@ def _jitted(model, fn):
   return jax.jit(lambda p, *args: fn(nnx.merge(graphdef, p), *args)), params
 
 
+@pytest.mark.slow
 def test_model_is_causal():
   apply, params = _jitted(_model(), lambda m, t: m(t))
   tokens = jax.random.randint(jax.random.key(2), (1, 32), 0, 258)
@@ -108,6 +111,7 @@ def test_model_is_causal():
   assert not np.allclose(a[:, 20:], b[:, 20:])
 
 
+@pytest.mark.slow
 def test_loss_starts_near_log_vocab_and_includes_z_loss():
   loss, params = _jitted(_model(), model_lib.loss_fn)
   batch = jax.random.randint(jax.random.key(3), (4, 65), 0, 258)
@@ -117,6 +121,7 @@ def test_loss_starts_near_log_vocab_and_includes_z_loss():
   np.testing.assert_allclose(total, aux["loss"] + aux["z_loss"], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_runs_close_to_float32():
   batch = jax.random.randint(jax.random.key(4), (2, 33), 0, 258)
   f32_loss, params = _jitted(_model(), model_lib.loss_fn)

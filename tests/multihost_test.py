@@ -1,4 +1,5 @@
 """Two processes on this machine form one global mesh and train in lockstep."""
+import pytest
 import json
 import os
 import pathlib
@@ -11,6 +12,8 @@ import numpy as np
 
 from scaling_jax import model as model_lib
 import sharding_test
+
+pytestmark = pytest.mark.slow  # every test here is of the full tier
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

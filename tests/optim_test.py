@@ -64,6 +64,7 @@ def _model_params():
   return jax.tree.map(lambda s: np.ones(s.shape, np.float32), shapes)
 
 
+@pytest.mark.slow
 def test_weight_decay_shrinks_matrices_but_not_the_real_models_norm_gains():
   params = _model_params()
   # The per-layer gains are stacked [layers, width]: a mask keyed on ndim would decay

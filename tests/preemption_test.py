@@ -83,6 +83,7 @@ def _start_step(log_text: str) -> int:
   return int(re.findall(r"starting at step (\d+)", log_text)[-1])
 
 
+@pytest.mark.slow
 def test_stopped_worker_saves_its_step_and_resumes_to_the_same_losses(
     tmp_path, data_cache):
   config = _config(data_cache)
@@ -172,6 +173,7 @@ _LINGERING_THREAD_WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_an_interrupted_worker_exits_though_a_thread_lingers(tmp_path):
   script = tmp_path / "lingering.py"
   script.write_text(_LINGERING_THREAD_WORKER)
@@ -199,6 +201,7 @@ def test_without_an_action_a_request_interrupts():
   assert not preemption.requested()
 
 
+@pytest.mark.slow
 def test_an_interrupt_in_a_save_abandons_it_and_the_run_resumes(
     tmp_path, data_cache, monkeypatch):
   """Ctrl-C (or a second signal) inside orbax's save must not wait on that save,

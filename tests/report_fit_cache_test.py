@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
+from conftest import eq4_rows
 from scaling_jax.fitting import points
 from scaling_jax.fitting import study_fit
 from scaling_jax.laws import forms
@@ -91,25 +92,14 @@ def test_what_the_format_cannot_say_is_not_cached():
   assert fit_cache.dumps("k", np.array([object()], dtype=object)) is None
 
 
-def _rows():
-  rows = []
-  for n in (1e6, 2e6, 4e6, 8e6):
-    for m in (10.0, 20.0, 40.0):
-      c = 6 * n * n * m
-      loss = 1.5 + (10 * m**0.15 + 30 * m**-0.15) * c**-0.15
-      rows.append(dict(run=f"r{n:g}_{m:g}", model=f"m{n:g}", N=n, M=m, seed=0,
-                       tokens=n * m, flops=c, step=1, final=True,
-                       **{"loss/validation": loss * (1 + 1e-3 * np.sin(n * m))}))
-  return rows
-
-
+@pytest.mark.slow  # a real fit and bootstrap: compiles the solver
 def test_a_real_fit_comes_back_whole(tmp_path):
   from scaling_jax import config_lib  # pylint: disable=import-outside-toplevel
   study = config_lib.default_config().study
   study.bootstrap.num_resamples = 8
   study.targets = "m8e+06@40"
   study.downstream = "none"
-  fit = study_fit.fit(_rows(), {}, study)
+  fit = study_fit.fit(eq4_rows(), {}, study)
   path = tmp_path / fit_cache.FILENAME
   path.write_bytes(fit_cache.dumps("k", fit))
   back = fit_cache.load(path, "k")
@@ -119,4 +109,4 @@ def test_a_real_fit_comes_back_whole(tmp_path):
       fit.targets, default=str)
   assert dataclasses.asdict(back.compute_optimal).keys() == dataclasses.asdict(
       fit.compute_optimal).keys()
-  assert [p["run"] for p in back.rows] == [p["run"] for p in points.point_rows(_rows())]
+  assert [p["run"] for p in back.rows] == [p["run"] for p in points.point_rows(eq4_rows())]

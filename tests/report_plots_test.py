@@ -90,6 +90,7 @@ def _render_all(study, tmp_path):
   plots.plt.close("all")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_error", [True, False])
 def test_every_plot_draws_awkward_numbers(laws, tmp_path, with_error):
   targets = AWKWARD_TARGETS + [dict(AWKWARD_PREDICTIONS[3], run="measured_target")]

@@ -81,6 +81,7 @@ def _fit_table_6(rows, baselines, train, reference_rows):
   return {k: _sig3(got[k]) for k in TABLE_6[train]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("train", sorted(TABLE_6))
 def test_table_6_is_reproduced(rows, baselines, train):
   # The paper picks tasks with the 154M models of all three training sets.

@@ -137,6 +137,7 @@ def sharded_run():
   return cfg, batches, program, losses, state
 
 
+@pytest.mark.slow
 def test_sharded_step_matches_single_device(sharded_run):
   cfg, batches, _, sharded, _ = sharded_run
   single, _ = _two_steps(_program(_mesh(devices=jax.devices()[:1]), cfg), batches)

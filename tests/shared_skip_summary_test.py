@@ -5,7 +5,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # every test here is of the full tier
 
 # A plugin for the inner pytest: points conftest at folders that do not exist and
 # keeps only the tests that read them, so the run is quick and every test skips.

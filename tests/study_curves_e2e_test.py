@@ -1,4 +1,5 @@
 """configs/curves.py end to end: a CSV log in the default layout, fitted and predicted."""
+import pytest
 import csv
 import json
 import subprocess
@@ -7,6 +8,8 @@ import sys
 import numpy as np
 
 from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # every test here is of the full tier
 
 TRUTH = dict(E=1.7, A=400.0, B=1200.0, alpha=0.34, beta=0.28)
 

@@ -21,6 +21,9 @@ from scaling_jax.report import summary
 from scaling_jax.runs import own_runs
 from scaling_jax.runs import table as runs_table
 
+# Trains (or fits) a shared module fixture: every test here is of the full tier.
+pytestmark = pytest.mark.slow
+
 SIZES = {"tiny-0": 15184, "tiny-1": 43680, "tiny-2": 108624, "tiny-3": 235072,
          "tiny-4": 493920}
 LOSS_LAW = dict(E=1.5, a=10.0, b=30.0, eta=0.15)

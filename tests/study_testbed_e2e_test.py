@@ -21,6 +21,7 @@ def _config(directory, **overrides):
   return config
 
 
+@pytest.mark.slow
 def test_writes_the_report_with_summary(testbed_dir, tmp_path):
   study.run(_config(testbed_dir), str(tmp_path))
   report = tmp_path / "report"
@@ -56,6 +57,7 @@ def test_writes_the_report_with_summary(testbed_dir, tmp_path):
   assert "irreducible loss E = 1.84 has a 95% interval reaching" in care
 
 
+@pytest.mark.slow
 def test_switching_eval_set_and_task_average(testbed_dir, tmp_path):
   config = _config(testbed_dir, **{"study.val_set": "paloma_c4_en",
                                    "study.downstream": "all"})
@@ -78,6 +80,7 @@ def test_bad_input_fails_clearly_and_writes_nothing(testbed_dir, tmp_path, overr
   assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.slow
 def test_failure_while_writing_keeps_previous_outputs(testbed_dir, tmp_path, monkeypatch):
   study.run(_config(testbed_dir), str(tmp_path))
   before = {p.name: p.read_bytes() for p in (tmp_path / "report").iterdir()}
@@ -92,6 +95,7 @@ def test_failure_while_writing_keeps_previous_outputs(testbed_dir, tmp_path, mon
   assert [p.name for p in tmp_path.iterdir()] == ["report"]
 
 
+@pytest.mark.slow
 def test_eval_noise_uses_recorded_loss_intervals_and_the_report_says_it_is_too_small(
     testbed_dir, tmp_path):
   config = _config(testbed_dir, **{"study.bootstrap.method": "parametric",
@@ -111,6 +115,7 @@ def test_eval_noise_uses_recorded_loss_intervals_and_the_report_says_it_is_too_s
   assert eta(result)["hi"] - eta(result)["lo"] < eta(residual)["hi"] - eta(residual)["lo"]
 
 
+@pytest.mark.slow
 def test_pooled_noise_adds_the_other_training_sets_degrees_of_freedom(testbed_dir, tmp_path):
   result = study.run(_config(testbed_dir, **{"study.bootstrap.noise": "pooled"}),
                      str(tmp_path))
@@ -126,6 +131,7 @@ def test_pooled_noise_adds_the_other_training_sets_degrees_of_freedom(testbed_di
   assert loss_boot["calibrated"] is True
 
 
+@pytest.mark.slow
 def test_eval_floor_never_lets_a_scale_below_the_recorded_noise(testbed_dir, tmp_path):
   result = study.run(_config(testbed_dir, **{"study.bootstrap.eval_floor": True}),
                      str(tmp_path))
@@ -136,6 +142,7 @@ def test_eval_floor_never_lets_a_scale_below_the_recorded_noise(testbed_dir, tmp
   assert result.error.boot.noise.floor is None  # task averages record no noise
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides,message", [
     ({"study.bootstrap.noise": "seeds"}, r"needs a design point trained with two or more"),
     ({"study.loss_design": "d=96_l=8_h=4@20,d=512_l=8_h=4@20,d=576_l=24_h=8@20,"
@@ -149,6 +156,7 @@ def test_a_noise_scale_the_design_cannot_give_is_refused_clearly(testbed_dir, tm
   assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow
 def test_physical_bounds_keep_the_papers_fit_and_narrow_its_intervals(testbed_dir, tmp_path):
   free = study.run(_config(testbed_dir), str(tmp_path / "free"))
   bounded = study.run(_config(testbed_dir, **{"study.fit.bounds": "physical"}),

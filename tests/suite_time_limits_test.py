@@ -1,6 +1,7 @@
 """The suite's time limits (conftest.py): a hung test fails with where it hung and
 the tests after it still run, and a thread left running cannot keep the finished
 suite from exiting, so a hang never times a CI run out without saying where."""
+import pytest
 import os
 import shutil
 import subprocess
@@ -8,6 +9,8 @@ import sys
 import xml.etree.ElementTree as ElementTree
 
 from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # every test here is of the full tier
 
 _TESTS = '''
 import subprocess, sys, threading, time

@@ -19,6 +19,9 @@ from scaling_jax import train
 from scaling_jax import train_metrics
 from scaling_jax.runs import table as runs_table
 
+# Trains (or fits) a shared module fixture: every test here is of the full tier.
+pytestmark = pytest.mark.slow
+
 TFDS_NAME = "fake_c4/en:3.1.0"
 STALE_LOSS = -123.0  # a row the killed first process logged after its checkpoint
 

@@ -31,6 +31,7 @@ def logged(tmp_path_factory):
   return config, {r["step"]: r["lr"] for r in rows}
 
 
+@pytest.mark.slow
 def test_lr_logged_at_step_s_is_the_schedule_at_s_minus_one(logged):
   config, lr_by_step = logged
   plan = plan_lib.plan(config)

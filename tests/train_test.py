@@ -13,6 +13,9 @@ from scaling_jax import plan as plan_lib
 from scaling_jax.runs import table as runs_table
 from scaling_jax import train
 
+# Trains (or fits) a shared module fixture: every test here is of the full tier.
+pytestmark = pytest.mark.slow
+
 
 
 

@@ -16,6 +16,7 @@ at every multiplier in `study.advise.multipliers`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 import ml_collections
@@ -28,7 +29,6 @@ from scaling_jax.fitting import retrospective
 from scaling_jax.fitting import study_fit
 from scaling_jax.laws import advise as advise_lib
 from scaling_jax.laws import advise_check
-from scaling_jax.laws import bootstrap as bootstrap_lib
 
 CSV_COLUMNS = ("rank", "candidate", "N", "M", "flops", "budget_share", "loss_std_before",
                "loss_std_after", "loss_width_after", "err_std_after", "err_width_after",
@@ -53,12 +53,15 @@ def default_config() -> ml_collections.ConfigDict:
   ))
 
 
-def check(advise_cfg) -> None:
-  """Value checks before any training: a bad field fails in a second, not an hour."""
-  if advise_cfg.budget_flops < 0:
-    raise StudyError(f"config field 'study.advise.budget_flops' is "
-                     f"{advise_cfg.budget_flops!r}; use a positive number of "
-                     f"FLOPs, or 0 for no advice")
+def check(study_cfg) -> None:
+  """Value checks of study.advise before any training or fitting: a bad field fails
+  in a second, not after an hour of training and a minute of fitting."""
+  advise_cfg = study_cfg.advise
+  budget = advise_cfg.budget_flops
+  if (isinstance(budget, bool) or not isinstance(budget, (int, float))
+      or not math.isfinite(budget) or budget < 0):
+    raise StudyError(f"config field 'study.advise.budget_flops' is {budget!r}; use a "
+                     f"finite positive number of FLOPs, or 0 for no advice")
   if not isinstance(advise_cfg.k, int) or advise_cfg.k < 0:
     raise StudyError(f"config field 'study.advise.k' is {advise_cfg.k!r}; use a "
                      f"number of runs, or 0 for as many as fit the budget")
@@ -75,6 +78,31 @@ def check(advise_cfg) -> None:
   for spec in points_lib.names(advise_cfg.candidates) + points_lib.names(advise_cfg.target):
     points_lib.parse_point(spec)
   _multipliers(advise_cfg)
+  if budget and not (points_lib.names(advise_cfg.target) or points_lib.names(study_cfg.targets)):
+    raise StudyError("study.advise needs a target: set study.advise.target or "
+                     "study.targets ('model@M' or 'N@M')")
+
+
+def check_models(advise_cfg, models, where: str) -> None:
+  """Refuses a candidate or target named 'model@M' whose model is not among
+  `models` (those of the runs, or those the sweep can train), before any compute."""
+  if not advise_cfg.budget_flops:
+    return
+  for field in ("candidates", "target"):
+    for spec in points_lib.names(advise_cfg[field]):
+      name, _ = points_lib.parse_point(spec)
+      if not _is_number(name) and name not in models:
+        raise StudyError(f"config field 'study.advise.{field}' names {spec!r}, but "
+                         f"{where} has no model {name!r}; models: {sorted(models)}, or "
+                         f"name a size as 'N@M'")
+
+
+def _is_number(text: str) -> bool:
+  try:
+    float(text)
+  except ValueError:
+    return False
+  return True
 
 
 def _multipliers(advise_cfg) -> list[float]:
@@ -153,7 +181,6 @@ def _order_curve(law_fits, target, cands, order, criterion) -> list[tuple[float,
 def advise(study_cfg, fit: study_fit.StudyFit) -> StudyAdvice:
   """Advice for the fitted study (fit.loss / fit.error) per study_cfg.advise."""
   cfg = study_cfg.advise
-  check(cfg)
   target_spec = (points_lib.names(cfg.target) or points_lib.names(study_cfg.targets) or [""])[0]
   if not target_spec:
     raise StudyError("study.advise needs a target: set study.advise.target or "

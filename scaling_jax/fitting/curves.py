@@ -285,6 +285,10 @@ def _fit_runs(source_rows, study, fit_names, target_names, borrow: bool) -> Curv
   fit_runs = _chosen(runs_by_name, fit_names, "fit_runs")
   targets = _chosen(runs_by_name, target_names, "targets")
   notes, fits = [], {}
+  for name in sorted(set(fit_runs) & set(targets)):
+    notes.append(f"target {name} is also a fit run: the law was fitted to its "
+                 f"checkpoints, so its ARE measures the fit, not a prediction; leave it "
+                 f"out of study.curves.fit_runs to test a prediction")
   if borrow:
     fits["borrowed"] = _borrowed_fit(fit_runs, study, runs_by_name)
   else:

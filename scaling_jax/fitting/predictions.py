@@ -7,6 +7,7 @@ influence_on_err (d prediction / d observed value of each fit run).
 """
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import numpy as np
@@ -67,6 +68,14 @@ def predict_targets(targets, val_set, loss, error, level) -> list[dict]:
     # The design does not pin every parameter down: no influence is meaningful.
     for p in out:
       p["influence_unavailable"] = str(e)
+    return out
+  except Exception as e:  # pylint: disable=broad-except
+    # Influences are a diagnostic: a failure in computing them (a bug, or numerics
+    # no test has met) must not cost the study its predictions. Said, not hidden.
+    logging.exception("influences failed")
+    for p in out:
+      p["influence_unavailable"] = (f"internal error while computing them "
+                                    f"({type(e).__name__}: {e}); please report it")
     return out
   for t, p in enumerate(out):
     p["influence_on_loss"] = dict(zip(loss.runs, loss_influence[t].tolist()))

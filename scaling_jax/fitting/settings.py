@@ -69,5 +69,5 @@ def check(study) -> None:
   law_settings.bootstrap_settings(study)
   noise_sources.check(study.bootstrap, "study.bootstrap")
   curves.check(study)
-  advice.check(study.advise)
+  advice.check(study)
   retrospective.check(study.retrospective)

@@ -169,6 +169,42 @@ def _noise_of(study, rows, source_rows, law, design, chosen, x_and_y, value,
   return noise_of
 
 
+def _in_sample_notes(targets, loss_design, err_design) -> list[str]:
+  """A target that is also a design point is scored on a run the law was fitted to:
+  its error says how well the law fits, not how well it predicts."""
+  notes = []
+  keys = {name: {points_lib.parse_point(p) for p in design}
+          for name, design in (("loss", loss_design), ("error", err_design))}
+  for spec in targets:
+    designs = [name for name, design in keys.items()
+               if points_lib.parse_point(spec) in design]
+    if designs:
+      notes.append(f"target {spec} is also in the {' and '.join(designs)} design: the law "
+                   f"was fitted to it, so its error is a fit residual, not a prediction; "
+                   f"leave it out of study.loss_design / study.err_design to test a "
+                   f"prediction")
+  return notes
+
+
+def _interval_notes(targets, num_resamples: int, level: float) -> list[str]:
+  """Intervals too coarse to read: few resamples beyond each end (their ends are
+  then mostly resampling noise), or a point prediction outside its own interval."""
+  notes = []
+  beyond = num_resamples * (1 - level) / 2
+  if beyond < 5:
+    notes.append(f"study.bootstrap.num_resamples={num_resamples} leaves {beyond:.2g} "
+                 f"resample(s) beyond each end of a {level:.0%} interval, so its ends are "
+                 f"mostly resampling noise; use {int(np.ceil(10 / (1 - level)))} or more")
+  for t in targets:
+    for column in ("loss", "err"):
+      pred, lo, hi = (t.get(f"{column}_{k}") for k in ("pred", "lo", "hi"))
+      if None not in (pred, lo, hi) and not lo <= pred <= hi:
+        notes.append(f"target {t['run']}: the predicted {column} {pred:.4g} lies outside "
+                     f"its own interval [{lo:.4g}, {hi:.4g}], which is too coarse to "
+                     f"read (raise study.bootstrap.num_resamples)")
+  return notes
+
+
 def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
   """Fits config.study's laws on the runs table's rows; see the module docstring."""
   rows = [r for r in source_rows if not study.dataset or r.get("dataset") == study.dataset]
@@ -216,6 +252,8 @@ def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
                                                       level)
   notes += sorted({f"influences not computed: {t['influence_unavailable']}"
                    for t in predicted_targets if "influence_unavailable" in t})
+  notes += _in_sample_notes(targets, loss_design, err_design if tasks else [])
+  notes += _interval_notes(predicted_targets, int(boot_cfg.num_resamples), level)
   return StudyFit(
       rows=points, val_set=val_set, tasks=list(tasks), task_rule=task_rule, level=level,
       loss=loss, error=error,

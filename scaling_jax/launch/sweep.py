@@ -19,6 +19,7 @@ finished and skipped, so re-running a killed sweep resumes it.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from scaling_jax import model as model_lib
 
@@ -165,12 +166,30 @@ def fields_set(config, overrides: dict) -> set[str]:
   return fields
 
 
+# A unit's name becomes a directory under WORKDIR/runs: one path component of
+# ordinary characters, so no name can reach outside the workdir ('../x', '/etc')
+# or hide ('.x'), whatever a sweep override or config.name says.
+_UNIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=@+,-]*")
+
+
+def check_unit_name(name: str, where: str) -> None:
+  """Refuses a run name that is not one safe directory name."""
+  if not _UNIT_NAME.fullmatch(name) or ".." in name or len(name) > 200:
+    raise ValueError(
+        f"{where}: run name {name!r} cannot be a directory under WORKDIR/runs; use "
+        f"letters, digits and _ . = @ + , - only, starting with a letter or digit, "
+        f"without '..' (at most 200 characters)")
+
+
 def expand(config) -> list:
   """Unit configs of the sweep (or the config itself when it names no sweep)."""
   overrides = list(config.get("sweep") or [])
   units = [unit_config(config, o, name)
            for o, name in zip(overrides, unit_names(overrides))] or [config]
   names = [u.get("name") or "run" for u in units]
+  for name, given in zip(names, overrides or [{"name": config.get("name")}]):
+    check_unit_name(name, "config.sweep override" if overrides and given.get("name")
+                    else "config.sweep unit" if overrides else "config.name")
   duplicates = sorted({n for n in names if names.count(n) > 1})
   if duplicates:
     raise ValueError(f"config.sweep gives several units the name(s) {duplicates}; "

@@ -55,12 +55,24 @@ def _param_jacobians(law, settings, params, x, y, w):
 
 
 def _curvature_ratio(hessian: np.ndarray) -> float:
-  """Smallest over largest |eigenvalue| of H scaled to a unit diagonal (0 if singular)."""
+  """Smallest over largest |eigenvalue| of H scaled to a unit diagonal (0 if singular).
+
+  A parameter the objective does not curve along (a diagonal entry of H at
+  underflow scale, 4e-200 on one smoke study's error law) makes H singular: its
+  ratio is 0, never a division that overflows into a failed eigensolve.
+  """
   diag = np.abs(np.diag(hessian))
-  if not np.all(np.isfinite(hessian)) or np.any(diag == 0):
+  if not np.all(np.isfinite(hessian)) or diag.max(initial=0.0) == 0:
+    return 0.0
+  if np.any(diag <= diag.max() * np.finfo(np.float64).eps ** 2):
     return 0.0
   scaled = hessian / np.sqrt(np.outer(diag, diag))
-  eigenvalues = np.abs(np.linalg.eigvalsh(scaled))
+  if not np.all(np.isfinite(scaled)):
+    return 0.0
+  try:
+    eigenvalues = np.abs(np.linalg.eigvalsh(scaled))
+  except np.linalg.LinAlgError:
+    return 0.0
   return float(eigenvalues.min() / eigenvalues.max())
 
 

@@ -46,7 +46,9 @@ def write(fit, report_dir, context: dict, cache_bytes: bytes | None = None) -> p
     outputs.write_fit_json(stage / "fit.json", outputs.fit_summary(
         fit, {key: context[key] for key in ("workdir", "source") if key in context}))
     outputs.write_predictions_csv(stage / "predictions.csv", fit.predictions)
-    plots.write_all(fit, stage, names=tuple(plots.PLOTS))
+    failed = []
+    plots.write_all(fit, stage, names=tuple(plots.PLOTS), failed=failed)
+    fit.notes = list(fit.notes) + failed
     advice_report.write(fit, stage)
     extra = (advice_report.advice_section(fit.advice)
              + advice_report.retrospective_section(fit.retrospective))

@@ -124,7 +124,7 @@ def advice_section(advice) -> list[str]:
   lines += ["| order | run | N | M | FLOPs | share of budget | loss 95% width after | "
             "error 95% width after |", "|---|---|---|---|---|---|---|---|"]
   for row in advice.batch:
-    lines.append(f"| {row['batch_order']} | {row['candidate']} | {format_count(row['N'])} | "
+    lines.append(f"| {row['batch_order']} | {outputs.markdown_cell(row['candidate'])} | {format_count(row['N'])} | "
                  f"{row['M']:g} | {row['flops']:.3g} | {row['budget_share']:.0%} | "
                  f"{_cell(row['loss_width_after'])} | {_cell(row['err_width_after'])} |")
   lines += ["", f"Now, before any of them: the target's loss has a standard error of "
@@ -144,7 +144,7 @@ def _confirmed_lines(confirmed) -> list[str]:
            "| candidate | loss width, expected | loss width, simulated | error width, "
            "expected | error width, simulated |", "|---|---|---|---|---|"]
   for c in confirmed:
-    lines.append(f"| {c['candidate']} | {_cell(c['loss_width'])} | "
+    lines.append(f"| {outputs.markdown_cell(c['candidate'])} | {_cell(c['loss_width'])} | "
                  f"{_cell(c['loss_width_sim'])} | {_cell(c['err_width'])} | "
                  f"{_cell(c['err_width_sim'])} |")
   return lines + [""]
@@ -168,7 +168,7 @@ def retrospective_section(retro) -> list[str]:
   for key in sorted({(s["target"], s["metric"]) for s in summary}):
     cells = {s["strategy"]: s for s in summary if (s["target"], s["metric"]) == key}
     paper = next(iter(cells.values()))["paper_flops"]
-    lines.append(f"| {key[0]} | {key[1]} | {paper:.3g} | " + " | ".join(
+    lines.append(f"| {outputs.markdown_cell(key[0])} | {key[1]} | {paper:.3g} | " + " | ".join(
         _ratio(cells.get(s), paper) for s in strategies) + " |")
   return lines + [""]
 

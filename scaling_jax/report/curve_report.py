@@ -82,7 +82,7 @@ def render(fit: curves.CurveFit, context: dict) -> str:
             "| target | N | fit | late checkpoints | ARE [interval] | final rel. error |",
             "|---|---|---|---|---|---|"]
   for t in fit.targets:
-    lines.append(f"| {t['run']} | {t['N']:.3g} | {t['fit']} | {t['late_checkpoints']} | "
+    lines.append(f"| {outputs.markdown_cell(t['run'])} | {t['N']:.3g} | {t['fit']} | {t['late_checkpoints']} | "
                  f"{_pct(t['are'])} [{_pct(t['are_lo'])}, {_pct(t['are_hi'])}] | "
                  f"{_pct(t['final_rel_err'])} |")
   lines += ["", "## Laws", ""]
@@ -96,7 +96,7 @@ def render(fit: curves.CurveFit, context: dict) -> str:
   if fit.seed_spread:
     lines += ["## Seeds", "", "| runs (dataset, model, N, tokens) | seeds | final loss mean "
               "| seed-to-seed sd |", "|---|---|---|---|"]
-    lines += [f"| {s['cluster']} | {s['seeds']} | {s['final_loss_mean']:.4f} | "
+    lines += [f"| {outputs.markdown_cell(s['cluster'])} | {s['seeds']} | {s['final_loss_mean']:.4f} | "
               f"{s['final_loss_sd']:.4f} |" for s in fit.seed_spread]
     lines.append("")
   lines += ["Files: fit.json, predictions.csv (one row per checkpoint), curves.png.", ""]

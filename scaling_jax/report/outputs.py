@@ -101,14 +101,35 @@ def write_fit_json(path, summary: dict) -> None:
                   encoding="utf-8")
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula
+# ('=1+2*cmd|A0', '@SUM(A1)'); run names come from users' logs and configs.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+  """A text cell that a spreadsheet shows as text, never evaluates: a leading
+  apostrophe (the convention spreadsheets read as 'text') before a formula start."""
+  if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+    return "'" + value
+  return value
+
+
+def markdown_cell(value) -> str:
+  """Text for a cell of a Markdown table: a '|' would split the row, a newline end
+  it, and '<' open HTML in a rendered summary."""
+  text = " ".join(str(value).split())
+  return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+
+
 def write_csv(path, columns, rows) -> None:
   """`rows` (dicts) as CSV with `columns`: missing or None cells empty, numpy
-  scalars plain, other keys left out. Every table of a report goes through here."""
+  scalars plain, text that a spreadsheet would evaluate quoted (csv_cell), other
+  keys left out. Every table of a report goes through here."""
   with pathlib.Path(path).open("w", newline="", encoding="utf-8") as f:
     writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-      writer.writerow({k: "" if row.get(k) is None else _plain(row.get(k))
+      writer.writerow({k: "" if row.get(k) is None else csv_cell(_plain(row.get(k)))
                        for k in columns})
 
 

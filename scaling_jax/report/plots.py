@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import logging
 import pathlib
 
 import matplotlib
@@ -253,14 +254,28 @@ PLOTS = {"loss_vs_compute.png": plot_loss_vs_compute,
 FIGURE_1_AND_5 = ("loss_vs_compute.png", "error_vs_loss.png", "relative_error_heatmap.png")
 
 
-def write_all(study: study_fit.StudyFit, directory, names=FIGURE_1_AND_5) -> list[str]:
-  """Writes the named plots (error_vs_loss only with an error law); returns names."""
+def write_all(study: study_fit.StudyFit, directory, names=FIGURE_1_AND_5,
+              failed: list[str] | None = None) -> list[str]:
+  """Writes the named plots (error_vs_loss only with an error law); returns names.
+
+  With a `failed` list, a plot that fails is left out and said there instead of
+  ending the report: a picture is never worth a study's results.
+  """
   directory = pathlib.Path(directory)
   written = []
   for name in names:
     if name == "error_vs_loss.png" and study.error is None:
       continue
-    PLOTS[name](study, directory / name)
+    try:
+      PLOTS[name](study, directory / name)
+    except Exception as e:  # pylint: disable=broad-except
+      if failed is None:
+        raise
+      logging.exception("plot %s failed", name)
+      plt.close("all")
+      failed.append(f"plot {name} is left out: drawing it failed ({type(e).__name__}: "
+                    f"{e}); the numbers are in predictions.csv and fit.json")
+      continue
     written.append(name)
   return written
 

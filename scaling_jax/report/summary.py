@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from scaling_jax.fitting import study_fit
 from scaling_jax.report import caveats as caveats_lib
+from scaling_jax.report import outputs
 
 
 def format_count(n: float) -> str:
@@ -57,8 +58,8 @@ def _targets_section(study: study_fit.StudyFit) -> list[str]:
            f"| error | predicted [{pct}] | rel. error | inside |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for t in study.targets:
-    cells = [t["run"], format_count(t["N"]), f"{t['M']:g}", f"{t['flops']:.3g}",
-             *_target_cells(t, "loss"), *_target_cells(t, "err")]
+    cells = [outputs.markdown_cell(t["run"]), format_count(t["N"]), f"{t['M']:g}",
+             f"{t['flops']:.3g}", *_target_cells(t, "loss"), *_target_cells(t, "err")]
     lines.append("| " + " | ".join(cells) + " |")
   lines.append("")
   for column, label in (("loss", "loss"), ("err", "error")):
@@ -109,7 +110,7 @@ def _design_section(study: study_fit.StudyFit, context: dict) -> list[str]:
     role = ("loss+error" if p["used_in_err_fit"] and p["used_in_fit"] else
             "loss" if p["used_in_fit"] else "error" if p["used_in_err_fit"] else
             "target" if p["run"] in target_runs else "held out")
-    lines.append(f"| {p['run']} | {format_count(p['N'])} | {p['M']:g} | {p['flops']:.3g} "
+    lines.append(f"| {outputs.markdown_cell(p['run'])} | {format_count(p['N'])} | {p['M']:g} | {p['flops']:.3g} "
                  f"| {_value(p['loss'])} | {_value(p.get('err'))} | {role} |")
   lines += ["", f"Loss: loss/{study.val_set}. Downstream: {study.task_rule}"
             + (f": {', '.join(study.tasks)}." if study.tasks else ".")]
@@ -139,7 +140,7 @@ def _checkpoint_section(study: study_fit.StudyFit) -> list[str]:
     c = by_run.get(t["run"])
     if c is None or t.get("loss_rel_err") is None:
       continue
-    lines.append(f"| {t['run']} | {100 * t['loss_rel_err']:.2f}% | "
+    lines.append(f"| {outputs.markdown_cell(t['run'])} | {100 * t['loss_rel_err']:.2f}% | "
                  f"{100 * c['final_rel_err']:.2f}% | {100 * c['are']:.2f}% |")
   if curve.seed_spread:  # beside the fit's intervals: how much a seed alone moves
     lines += ["", "Seeds: the final loss's spread between runs that differ only in seed.",

@@ -49,6 +49,11 @@ def load(config, workdir) -> Runs:
     if not path:
       raise RunsError("config field 'runs.path' is empty: pass --config.runs.path=DIR "
                       "(e.g. ../shared/data/openlm_testbed)")
+    if not os.path.isdir(path):
+      raise RunsError(f"config field 'runs.path' is {path!r}, which is not a directory; "
+                      f"pass the released testbed folder (exp_data/ of "
+                      f"github.com/mlfoundations/scaling, with models/, evals/ and "
+                      f"eval_metadata.csv), e.g. ../shared/data/openlm_testbed")
     return _testbed(path, config.study.dataset)
   if source == "csv":
     if not path:
