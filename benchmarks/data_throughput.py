@@ -18,7 +18,6 @@ tokens per step x model.flops_per_token / (--mfu x --peak_tflops), by default 45
 of an H100's 989 dense bf16 TFLOP/s.
 """
 import datetime
-import glob
 import hashlib
 import json
 import os

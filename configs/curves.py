@@ -18,7 +18,8 @@ runs resampled). Borrowed parameters: --config.study.curves.borrow=alpha,beta[,E
 --config.study.curves.borrow_from=e,f (fitted in the same call) or
 --config.study.curves.borrow_values=alpha=0.34,beta=0.28.
 
-Variants after the colon: csv=PATH (the log; same as --config.runs.path).
+Variants after the colon: csv=PATH (the log; same as --config.runs.path). Variants
+are separated by commas, so a PATH with a comma in it goes in --config.runs.path.
 """
 from scaling_jax import config_lib
 

@@ -24,7 +24,6 @@ scaling_jax/launch). `config.study` records the fit design and targets as
 'preset@M' names for the report.
 """
 from scaling_jax import config_lib
-from scaling_jax import model as model_lib
 
 # (preset, M) tables of the default variant: change a size here, in one line.
 # Sized so the whole study runs in well under 15 minutes on 2 CPU cores and every

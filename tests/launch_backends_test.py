@@ -1,7 +1,6 @@
 """Launcher pieces: device slices, config.launch, XManager and SLURM backends."""
 import io
 import os
-import pathlib
 import sys
 import types
 
