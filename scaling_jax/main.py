@@ -50,13 +50,13 @@ USER_ERROR_EXIT = 2
 _TRACEBACK_HINT = "(--traceback shows where it was raised)"
 
 
-def refuse(message: str, *more: str):
-  """Prints `error: message` (continuation lines indented) and exits with status 2."""
+def refuse(message: str, *more: str, status: int = USER_ERROR_EXIT):
+  """Prints `error: message` (continuation lines indented) and exits with `status`."""
   lines = [line for part in (message, *more) for line in str(part).splitlines()]
   lines = lines or [""]
   body = [lines[0]] + [l if l.startswith(" ") else f"  {l}" for l in lines[1:]]
   print("error: " + "\n".join(body), file=sys.stderr, flush=True)
-  raise SystemExit(USER_ERROR_EXIT)
+  raise SystemExit(status)
 
 
 def _message(error: BaseException) -> str:
@@ -158,6 +158,8 @@ def main(argv):
   except Exception as e:  # pylint: disable=broad-except
     # A refusal's message names the file, field and fix: the user needs that line,
     # not the stack under it. A bug keeps its traceback.
+    if isinstance(e, refusals.Reported) and not _TRACEBACK.value:
+      refuse(str(e), status=e.exit_status)
     disk = refusals.disk_problem(e)
     if disk and not _TRACEBACK.value:
       refuse(disk, _TRACEBACK_HINT)

@@ -1,9 +1,12 @@
 """Two launchers on one workdir: a unit another process trains is skipped, not
-trained twice, and reported as being trained elsewhere rather than as failed."""
+trained twice, and waited for before the fit; reported as failed only when its
+trainer stopped without finishing it."""
 import io
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -58,30 +61,62 @@ def _units_config(tmp_path):
   return config
 
 
-def test_a_second_launcher_skips_the_held_unit_and_trains_it_once_free(
-    tmp_path, hold_lock, monkeypatch, capsys):
+def _run_in_thread(config, tmp_path):
+  """launch.run in a thread: (thread, box) where box gets 'error' or 'units'."""
+  box = {}
+
+  def target():
+    try:
+      box["units"] = launch.run(config, str(tmp_path))
+    except Exception as e:  # pylint: disable=broad-except
+      box["error"] = e
+  thread = threading.Thread(target=target, daemon=True)
+  thread.start()
+  return thread, box
+
+
+def _wait_for(predicate, seconds=60):
+  deadline = time.time() + seconds
+  while not predicate():
+    assert time.time() < deadline, "timed out"
+    time.sleep(0.05)
+
+
+@pytest.mark.parametrize("other_finishes", [True, False])
+def test_a_second_launcher_skips_the_held_unit_and_waits_for_it(
+    tmp_path, hold_lock, monkeypatch, capsys, other_finishes):
+  # Two launchers share a workdir's units: this one trains the free unit, then waits
+  # for the one the other launcher holds, and reports on every run once it is done.
   config = _units_config(tmp_path)
   held, free = launch.build_units(config, str(tmp_path))
   trained = []
   monkeypatch.setattr("scaling_jax.train.train_run", _fake_train(trained))
+  monkeypatch.setattr(launch, "WAIT_POLL_S", 0.05)
   holder = hold_lock(held.workdir)
 
-  with pytest.raises(RuntimeError) as raised:
-    launch.run(config, str(tmp_path))
-  assert trained == [free.name]
-  lock_file = unit_lock.lock_path(held.workdir)
-  skip_lines = [l for l in capsys.readouterr().err.splitlines() if "skipping" in l]
-  assert skip_lines == [f"skipping {held.name}: being trained by another launcher "
-                        f"(lock {lock_file} is held)"]
-  message = str(raised.value)
-  assert "did not finish" not in message  # not a failure
-  assert "1 of 2 units are being trained by another launcher" in message
-  assert f"{held.name}: {lock_file}" in message
-
+  thread, box = _run_in_thread(config, tmp_path)
+  _wait_for(lambda: trained == [free.name])
+  time.sleep(0.3)
+  assert thread.is_alive() and not box  # waiting on the other launcher, not failing
+  if other_finishes:  # the other launcher writes the unit's final row, then lets go
+    runs_table.append_rows(os.path.join(held.workdir, "records.jsonl"), [dict(
+        run=held.name, N=1, tokens=1, M=1.0, flops=6.0, step=1, final=True)])
   holder.stdin.close()
   holder.wait(timeout=30)
-  launch.run(config, str(tmp_path))  # the lock is free: trains the rest, no error
-  assert trained == [free.name, held.name]
+  thread.join(timeout=30)
+  assert not thread.is_alive() and trained == [free.name]  # never trained twice
+  err = capsys.readouterr().err
+  lock_file = unit_lock.lock_path(held.workdir)
+  assert f"skipping {held.name}: being trained by another launcher (lock {lock_file} " \
+         f"is held)" in err
+  assert f"waiting for 1 unit(s) another launcher is training on this workdir: " \
+         f"{held.name}" in err
+  if other_finishes:
+    assert "error" not in box and len(box["units"]) == 2  # no unit called unfinished
+  else:  # the other launcher stopped without finishing it: a unit to resume
+    assert isinstance(box["error"], launch.UnitsUnfinished)
+    assert f"1 of 2 units did not finish:\n  {held.name}: another launcher held its " \
+           f"lock" in str(box["error"])
 
 
 def test_a_unit_locked_after_the_launch_began_is_skipped_by_its_trainer(

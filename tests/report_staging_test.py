@@ -115,3 +115,31 @@ def test_first_write_creates_the_folder(tmp_path):
   with staging.staged_dir(dest) as stage:
     _write_set(stage, "new")
   assert _read_set(dest) == NEW
+
+
+def test_two_writers_take_turns_and_the_last_set_stands(tmp_path):
+  # Two launchers finishing one sweep together both write the report: the second
+  # waits for the first's swap, so neither renames the folder from under the other.
+  import threading  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+  destination = tmp_path / "report"
+  inside, order = threading.Event(), []
+
+  def write(name, hold_s):
+    with staging.staged_dir(destination) as stage:
+      order.append(f"{name} in")
+      inside.set()
+      (stage / "who.txt").write_text(name)
+      time.sleep(hold_s)
+      order.append(f"{name} out")
+
+  first = threading.Thread(target=write, args=("first", 0.5))
+  first.start()
+  inside.wait(10)
+  second = threading.Thread(target=write, args=("second", 0.0))
+  second.start()
+  first.join(10)
+  second.join(10)
+  assert order == ["first in", "first out", "second in", "second out"]
+  assert (destination / "who.txt").read_text() == "second"
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]

@@ -339,3 +339,18 @@ def test_t5_summed_cross_entropy_scaled_per_token(curves_dir):
   losses = [runs[size][-1]["loss/validation"] for size in ("base", "large", "xl", "xxl")]
   assert losses == sorted(losses, reverse=True) and 0.5 < losses[-1] < losses[0] < 1.0
   assert "'cross_ent_loss < 1e9' removed 8 of 803" in loaded.notes[0]
+
+
+def test_one_size_written_two_ways_is_one_run_and_one_design_point(tmp_path):
+  # '300M' in one row and '0.3B' in the next: one model, so one (model, M) point,
+  # and with the size in the run name, one run.
+  text = ("family,params,tokens,loss\n"
+          "gpt,300M,3B,3.1\n"
+          "gpt,0.3B,6B,3.0\n")
+  csv_cfg = csv_logs.default_csv_config()
+  csv_cfg.run_from = ("family", "params")
+  path = tmp_path / "log.csv"
+  path.write_text(text)
+  rows = csv_logs.load(path, csv_cfg).rows
+  assert {r["run"] for r in rows} == {"gpt_300M"}
+  assert {r["model"] for r in rows} == {"300M"}

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
+from scaling_jax import refusals
 from scaling_jax.launch import options
 from scaling_jax.launch import unit_lock
 from scaling_jax.launch.units import WorkUnit, build_units, format_table  # noqa: F401
@@ -95,8 +97,36 @@ def run(config, workdir: str) -> list[WorkUnit]:
   probe.announce(todo, launch_cfg, parallel, progress=progress)
   failures = _train(todo, launch_cfg, progress, workdir) if todo else {}
   failures.update(_skipped_reasons(busy))
+  failures = _after_other_launchers(failures, units)
   _raise_unfinished(failures, units)
   return units
+
+
+# How often a launcher looks whether another launcher's units are done.
+WAIT_POLL_S = 5.0
+
+
+def _after_other_launchers(failures: dict[str, str], units) -> dict[str, str]:
+  """Waits for the units another launcher on this workdir is training, then keeps
+  only the failures of units still unfinished.
+
+  Two launchers on one workdir share out its units (each trains what it locks
+  first), so each waits for the other's before the fit: both then report on every
+  run, and neither calls a unit the other finished 'did not finish'.
+  """
+  by_name = {u.name: u for u in units}
+  waiting = [n for n in failures if unit_lock.is_held(by_name[n].workdir)]
+  if waiting:
+    print(f"waiting for {len(waiting)} unit(s) another launcher is training on this "
+          f"workdir: {', '.join(waiting)} (locks held; this launcher fits once they "
+          f"are released)", file=sys.stderr, flush=True)
+  while any(unit_lock.is_held(by_name[n].workdir) for n in waiting):
+    time.sleep(WAIT_POLL_S)
+  return {n: why for n, why in failures.items() if not by_name[n].finished()}
+
+
+class UnitsUnfinished(refusals.Reported):
+  """Units of the sweep did not finish: which, why, and whether a rerun resumes them."""
 
 
 def _skipped_reasons(busy) -> dict[str, str]:
@@ -121,4 +151,4 @@ def _raise_unfinished(failures: dict[str, str], units) -> None:
                  f"launcher (their lock is held), so this one stops here rather than "
                  f"use them unfinished; run the same command again once it finishes:")
     parts += [f"  {name}: {unit_lock.lock_path(workdirs[name])}" for name in elsewhere]
-  raise RuntimeError("\n".join(parts))
+  raise UnitsUnfinished("\n".join(parts))

@@ -13,6 +13,7 @@ The destination folder belongs to the study: files put there by hand are replace
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pathlib
 import shutil
@@ -43,9 +44,27 @@ def recover(destination) -> None:
 
 @contextlib.contextmanager
 def staged_dir(destination):
-  """Yields an empty staging folder; on success it replaces `destination` whole."""
+  """Yields an empty staging folder; on success it replaces `destination` whole.
+
+  One writer at a time (a lock on the folder that holds it): two launchers that finish one
+  workdir's sweep together each write the report, one after the other, and neither
+  renames the folder from under the other.
+  """
   destination = pathlib.Path(destination)
   destination.parent.mkdir(parents=True, exist_ok=True)
+  # The lock is the parent folder's own (flock on its descriptor): no lock file is
+  # left beside the report, and the kernel drops it if the writer dies.
+  fd = os.open(destination.parent, os.O_RDONLY)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    with _staged(destination) as staging:
+      yield staging
+  finally:
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def _staged(destination: pathlib.Path):
   recover(destination)
   staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{destination.name}.staging-",
                                           dir=destination.parent))

@@ -150,7 +150,10 @@ def _run_name(record: _Record, mapping: _Mapping, path) -> str:
   for column, value in zip(columns, values):
     if not value:
       raise RunsError(f"{path}:{record.line}: column {column!r} (run name) is empty")
-  return "_".join(values)
+  # A size written two ways ('300M', '0.3B') names one run: counts are spelt one way.
+  return "_".join(_compact(csv_mapping.parse_count(v))
+                  if c == mapping.columns["params"] and _COUNT.match(v) else v
+                  for c, v in zip(columns, values))
 
 
 def _check_losses_present(records, mapping: _Mapping, path) -> None:
@@ -197,7 +200,9 @@ def _params(record: _Record, mapping: _Mapping, where: str) -> tuple[int, str]:
   n = _count(record, column, where, "params")
   if round(n) < 1:
     raise RunsError(f"{where}: column {column!r} (params) is {cell!r}; under 1 parameter")
-  return round(n), (cell if _COUNT.match(cell)[2] else _compact(n))
+  # One label per size however it is written ('300M', '0.3B', '3e8'): the label is
+  # the design point's model name, so two spellings must not make two points.
+  return round(n), _compact(n)
 
 
 def _compact(n: float) -> str:
