@@ -9,6 +9,7 @@ from scaling_jax import config_lib
 from scaling_jax import fitting
 from scaling_jax import study
 from scaling_jax.fitting import advice
+from scaling_jax.fitting import study_fit
 from scaling_jax.report import advice_report
 
 
@@ -71,13 +72,15 @@ def test_advice_ranks_candidates_and_its_batch_fits_the_budget(testbed_dir, tmp_
 
 
 @pytest.mark.slow
-def test_named_candidates_and_an_unknown_model(testbed_dir, tmp_path):
+def test_named_candidates_and_an_unknown_model(testbed_dir, tmp_path, monkeypatch):
   config = _testbed(testbed_dir, **{"study.advise.budget_flops": 1e18,
                                     "study.advise.candidates": "d=96_l=8_h=4@640,1e8@40"})
   result = study.run(config, str(tmp_path))
   assert {r["candidate"] for r in result.advice.ranked} == {"d=96_l=8_h=4@640", "1e8@40"}
   config.study.advise.candidates = "tiny-9@20"
-  with pytest.raises(fitting.StudyError, match="no run of model 'tiny-9'"):
+  # Refused after the runs are read, before the fit (issue 22: no late refusals).
+  monkeypatch.setattr(study_fit, "fit", lambda *a: pytest.fail("fitted anyway"))
+  with pytest.raises(fitting.StudyError, match="has no model 'tiny-9'"):
     study.run(config, str(tmp_path / "again"))
 
 
