@@ -18,8 +18,8 @@ runs resampled). Borrowed parameters: --config.study.curves.borrow=alpha,beta[,E
 --config.study.curves.borrow_from=e,f (fitted in the same call) or
 --config.study.curves.borrow_values=alpha=0.34,beta=0.28.
 
-Variants after the colon: csv=PATH (the log; same as --config.runs.path). Variants
-are separated by commas, so a PATH with a comma in it goes in --config.runs.path.
+Variants after the colon: csv=PATH (the log; same as --config.runs.path; the rest
+of the text is the path, commas included).
 """
 from scaling_jax import config_lib
 
@@ -33,7 +33,11 @@ VARIANTS = {
 
 
 def get_config(arg: str = ""):
-  knobs = config_lib.parse_arg(arg, dict(csv=""), "configs/curves.py")
+  # csv is the only variant, so everything after 'csv=' is the path, commas too.
+  if arg.startswith("csv="):
+    knobs = {"csv": arg[len("csv="):]}
+  else:
+    knobs = config_lib.parse_arg(arg, dict(csv=""), "configs/curves.py")
   config = config_lib.default_config()
   config.runs.source = "csv"
   config.runs.path = knobs["csv"]

@@ -216,3 +216,10 @@ def test_a_full_disk_while_writing_the_report_is_said_and_keeps_the_old_report(
   monkeypatch.setattr(study, "run", study_run)
   code, err = _cli([f"--config={GRID}:smoke", f"--workdir={tmp_path}"], monkeypatch, capsys)
   assert code == 2 and "error: No space left on device" in err and "Traceback" not in err
+
+
+def test_a_log_path_with_a_comma_is_taken_whole():
+  config = load_config("curves", "csv=/data/runs,final.csv")
+  assert config.runs.path == "/data/runs,final.csv"
+  with pytest.raises(ValueError, match="unknown variant 'bogus'"):
+    load_config("curves", "bogus")
