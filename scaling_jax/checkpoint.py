@@ -39,11 +39,9 @@ class Checkpointer:
   def __init__(self, directory: str | os.PathLike, every_steps: int, keep: int = 2,
                use_async: bool = True):
     self.directory = os.path.abspath(os.fspath(directory))
-    # cleanup_tmp_directories: a save cut off (a kill, a full disk) leaves orbax's
-    # temporary folder; the resumed run removes it instead of keeping it forever.
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=max(int(every_steps), 1), max_to_keep=keep,
-        create=True, enable_async_checkpointing=use_async, cleanup_tmp_directories=True)
+        create=True, enable_async_checkpointing=use_async)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:
