@@ -7,8 +7,9 @@ r"""Command line: run a study from an ml-collections config.
 Flags live here only; everything else is `scaling_jax.study.run(config, workdir)`,
 which notebooks call directly. A config file is Python: `--config=` runs it (and
 `--help` runs every file under configs/ to list its variants), so run configs you
-trust, as any script; a workdir, by contrast, is only read as data. The config is locked, so an override of a field it
-lacks fails with ml_collections' own message and its "did you mean" hint.
+trust, as any script; a workdir, by contrast, is only read as data. The config is
+locked, so an override of a field it lacks fails with ml_collections' own message
+and its "did you mean" hint.
 
 Input a user can fix ends the command with one line, `error: ...` (continued on
 indented lines at most), and exit status 2, as argparse does for bad arguments:
@@ -71,7 +72,7 @@ def _innermost(error: BaseException) -> BaseException:
   # ml_collections re-raises a config file's own error with the traceback as text,
   # and absl wraps that again: the first error raised is the one that explains. An
   # error raised `from None` replaced its context on purpose (parse_arg's "variant
-  # seeds='abc' must be a int" over int()'s own message): the walk stops there.
+  # seeds='abc' must be an integer" over int()'s own message): the walk stops there.
   while error.__context__ is not None and not error.__suppress_context__:
     error = error.__cause__ or error.__context__
   return error
@@ -158,12 +159,14 @@ def main(argv):
   except Exception as e:  # pylint: disable=broad-except
     # A refusal's message names the file, field and fix: the user needs that line,
     # not the stack under it. A bug keeps its traceback.
-    if isinstance(e, refusals.Reported) and not _TRACEBACK.value:
+    if _TRACEBACK.value:
+      raise
+    if isinstance(e, refusals.Reported):
       refuse(str(e), status=e.exit_status)
     disk = refusals.disk_problem(e)
-    if disk and not _TRACEBACK.value:
+    if disk:
       refuse(disk, _TRACEBACK_HINT)
-    if _TRACEBACK.value or not refusals.is_refusal(e):
+    if not refusals.is_refusal(e):
       raise
     refuse(str(e), _TRACEBACK_HINT)
 

@@ -46,7 +46,7 @@ class RunPlan:
 
   def tokens_for(self, flops: float) -> float:
     """Tokens this run has trained on after `flops` training FLOPs."""
-    return flops / runs_table.training_flops(self.num_params, 1.0)
+    return runs_table.tokens_of(self.num_params, flops)
 
 
 def model_config(config) -> model_lib.ModelConfig:

@@ -13,6 +13,7 @@ import errno
 import os
 import pathlib
 
+
 class Reported(RuntimeError):
   """An outcome that is not the input's fault and not a bug either (units that did
   not finish, say): said as one `error:` line with what to do, exit status 1, no stack."""

@@ -30,7 +30,7 @@ import numpy as np
 from scaling_jax import config_fields
 from scaling_jax.fitting import StudyError
 from scaling_jax.fitting import law_settings
-from scaling_jax.fitting import points
+from scaling_jax.fitting import points as points_lib
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import cluster
 from scaling_jax.laws import fit as fit_lib
@@ -108,7 +108,7 @@ def _cluster_key(checkpoints: list[dict]) -> str:
 
 
 def _loss(row, val_set) -> float:
-  return points.loss_of(row, val_set)
+  return points_lib.loss_of(row, val_set)
 
 
 def _chosen(runs, names, what) -> dict[str, list[dict]]:
@@ -134,8 +134,9 @@ def _design(runs: dict[str, list[dict]], study, final_only: bool):
     if not kept:
       raise StudyError(
           f"run {name!r} has no checkpoint left after the early-training cut "
-          f"(study.curves.min_tokens={study.curves.min_tokens:g}, study.curves.min_fraction="
-          f"{study.curves.min_fraction:g}; its last is at {checkpoints[-1]['tokens']:.3g} tokens)")
+          f"(study.curves.min_tokens={study.curves.min_tokens:g}, "
+          f"study.curves.min_fraction={study.curves.min_fraction:g}; its last is at "
+          f"{checkpoints[-1]['tokens']:.3g} tokens)")
     points += [(name, r) for r in kept]
     weights += [1.0 / len(kept) if study.curves.weighting == "run" else 1.0] * len(kept)
   x = {"N": np.array([r["N"] for _, r in points], float),
@@ -154,8 +155,8 @@ def _fit(runs, study, final_only: bool, label: str) -> CurveLawFit:
     raise StudyError(
         f"{label} fit: the runs {sorted(runs)} have {sizes} model size(s); Eq. 3 needs "
         f"3 or more to determine E, A and alpha. Add runs of other sizes, or borrow "
-        f"the exponents: --config.study.curves.borrow=alpha,beta with study.curves.borrow_from "
-        f"(runs of another family) or study.curves.borrow_values")
+        f"the exponents: --config.study.curves.borrow=alpha,beta with "
+        f"study.curves.borrow_from (runs of another family) or study.curves.borrow_values")
   settings = law_settings.fit_settings(study)
   try:
     result = fit_lib.fit(forms.CHINCHILLA, x, y, weights=w, settings=settings)
@@ -171,16 +172,16 @@ def _fit(runs, study, final_only: bool, label: str) -> CurveLawFit:
 
 def _borrowed_values(study, runs_by_name, num_resamples) -> tuple[dict, str]:
   """{name: values [B+1]} (point first, then replicates) and where they came from."""
-  names = points.names(study.curves.borrow)
+  names = points_lib.names(study.curves.borrow)
   if study.curves.borrow_from:
-    donors = _chosen(runs_by_name, points.names(study.curves.borrow_from), "borrow_from")
+    donors = _chosen(runs_by_name, points_lib.names(study.curves.borrow_from), "borrow_from")
     donor = _fit(donors, study, False, "donor")
     index = {n: forms.CHINCHILLA.param_names.index(n) for n in names}
     values = {n: np.concatenate([[donor.params[i]], donor.replicates.params[:, i]])
               for n, i in index.items()}
     return values, f"from the fit of {', '.join(donor.runs)} ({donor.how})"
   given = {}
-  for item in points.names(study.curves.borrow_values):
+  for item in points_lib.names(study.curves.borrow_values):
     key, _, value = item.partition("=")
     given[key.strip()] = float(value)
   missing = [n for n in names if n not in given]
@@ -214,8 +215,8 @@ def _target_rows(name, checkpoints, fits, study, level) -> list[dict]:
   x = {"N": np.array([r["N"] for r in checkpoints], float),
        "D": np.array([r["tokens"] for r in checkpoints], float)}
   true = np.array([_loss(r, study.val_set) for r in checkpoints])
-  late = np.array([r["tokens"] >= (1 - study.curves.late_fraction) * checkpoints[-1]["tokens"]
-                   for r in checkpoints])
+  late_from = (1 - study.curves.late_fraction) * checkpoints[-1]["tokens"]
+  late = np.array([r["tokens"] >= late_from for r in checkpoints])
   out = []
   for label, law_fit in fits.items():
     point = predict_lib.law_samples(forms.CHINCHILLA, law_fit.params[None], x)[0]
@@ -264,7 +265,7 @@ def check(study) -> None:
   config_fields.require_choice("study.curves.law", curves.law, CURVE_LAWS, StudyError)
   if not 0 < curves.late_fraction <= 1:
     raise StudyError("config field 'study.curves.late_fraction' must lie in (0, 1]")
-  if curves.fit_runs and not points.names(curves.targets):
+  if curves.fit_runs and not points_lib.names(curves.targets):
     raise StudyError("config field 'study.curves.targets' is empty; name the run(s) "
                      "whose curves to predict (comma-separated run names)")
 
@@ -273,14 +274,14 @@ def fit(source_rows, task_baselines, study) -> CurveFit:
   """Curve fits of config.study.curves (see the module docstring)."""
   del task_baselines  # no downstream law on curves yet
   curves = study.curves
-  return _fit_runs(source_rows, study, points.names(curves.fit_runs),
-                   points.names(curves.targets), borrow=bool(curves.borrow))
+  return _fit_runs(source_rows, study, points_lib.names(curves.fit_runs),
+                   points_lib.names(curves.targets), borrow=bool(curves.borrow))
 
 
 def _fit_runs(source_rows, study, fit_names, target_names, borrow: bool) -> CurveFit:
   """Eq. 3 on every checkpoint of the runs `fit_names`, predicting `target_names`;
   parameters are borrowed (study.curves.borrow*) when `borrow`."""
-  rows = [r for r in source_rows if not study.dataset or r.get("dataset") == study.dataset]
+  rows = points_lib.of_dataset(source_rows, study.dataset)
   runs_by_name = _by_run(rows)
   fit_runs = _chosen(runs_by_name, fit_names, "fit_runs")
   targets = _chosen(runs_by_name, target_names, "targets")
@@ -327,9 +328,9 @@ def beside_final(source_rows, study, loss_design, targets) -> tuple["CurveFit | 
   points) and predicts the runs behind its measured targets; returns (fit, '') or
   (None, why not). Sources with one checkpoint per run have no curves to fit.
   """
-  design = {points.parse_point(p) for p in loss_design}
-  targets = {points.parse_point(p) for p in targets}
-  rows = [r for r in source_rows if not study.dataset or r.get("dataset") == study.dataset]
+  design = {points_lib.parse_point(p) for p in loss_design}
+  targets = {points_lib.parse_point(p) for p in targets}
+  rows = points_lib.of_dataset(source_rows, study.dataset)
   by_run = _by_run(rows)
   if all(len(v) == 1 for v in by_run.values()):
     return None, "every run has a single checkpoint"

@@ -36,6 +36,11 @@ def check(study) -> None:
     parse_point(spec)
 
 
+def of_dataset(rows: Sequence[dict], dataset: str) -> list[dict]:
+  """The rows of `dataset` (config.study.dataset; '' -> every row)."""
+  return [r for r in rows if not dataset or r.get("dataset") == dataset]
+
+
 def names(value) -> list[str]:
   """A comma-separated string (or a list, from Python) as a list of names."""
   if isinstance(value, str):

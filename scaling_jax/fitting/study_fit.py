@@ -207,7 +207,7 @@ def _interval_notes(targets, num_resamples: int, level: float) -> list[str]:
 
 def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
   """Fits config.study's laws on the runs table's rows; see the module docstring."""
-  rows = [r for r in source_rows if not study.dataset or r.get("dataset") == study.dataset]
+  rows = points_lib.of_dataset(source_rows, study.dataset)
   if not rows:
     raise StudyError(f"config field 'study.dataset' is {study.dataset!r}, but no run has "
                      f"that dataset; present: "

@@ -49,7 +49,7 @@ class UnitClock:
 
   @property
   def tokens(self) -> float:
-    return self.flops / self.flops_of(1.0)
+    return runs_table.tokens_of(self.num_params, self.flops)
 
   def flops_of(self, tokens: float) -> float:
     """Training FLOPs of `tokens` tokens of this unit, as the runs table counts them."""

@@ -187,9 +187,8 @@ def expand(config) -> list:
   units = [unit_config(config, o, name)
            for o, name in zip(overrides, unit_names(overrides))] or [config]
   names = [u.get("name") or "run" for u in units]
-  for name, given in zip(names, overrides or [{"name": config.get("name")}]):
-    check_unit_name(name, "config.sweep override" if overrides and given.get("name")
-                    else "config.sweep unit" if overrides else "config.name")
+  for name in names:
+    check_unit_name(name, "config.sweep" if overrides else "config.name")
   duplicates = sorted({n for n in names if names.count(n) > 1})
   if duplicates:
     raise ValueError(f"config.sweep gives several units the name(s) {duplicates}; "

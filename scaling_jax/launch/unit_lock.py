@@ -4,8 +4,9 @@ Two launchers on one workdir would otherwise train the same unfinished unit into
 one checkpoint directory and one records file. The process that trains a unit
 (the worker, or the launcher itself under the inline backend) holds
 `<unit dir>/train.lock` for as long as it trains; a launcher that finds the lock
-held skips the unit, and waits for the lock's release before it fits (launch.run). The lock is the OS's (flock, through filelock): the kernel
-releases it when its process dies, so a killed trainer leaves no stale lock.
+held skips the unit, and waits for the lock's release before it fits (launch.run).
+The lock is the OS's (flock, through filelock): the kernel releases it when its
+process dies, so a killed trainer leaves no stale lock.
 """
 from __future__ import annotations
 

@@ -241,3 +241,9 @@ def config_json(config) -> str:
 def training_flops(num_params: float, tokens: float) -> float:
   """The `flops` column's default count, C = 6 N D (Kaplan et al.; the paper's C)."""
   return 6.0 * num_params * tokens
+
+
+def tokens_of(num_params: float, flops: float) -> float:
+  """The tokens D behind `flops` training FLOPs of a model of N parameters (inverts
+  training_flops)."""
+  return flops / training_flops(num_params, 1.0)
