@@ -88,8 +88,9 @@ def test_a_run_name_cannot_split_a_markdown_row():
   target = dict(run="a|b\nc <script>", N=1e6, M=20.0, flops=1.2e14, loss=2.0,
                 loss_pred=2.1, loss_lo=1.9, loss_hi=2.3, loss_rel_err=0.05)
   boot = type("Boot", (), dict(method="residual_t"))()
-  fit = type("Fit", (), dict(targets=[target], level=0.95,
-                             loss=type("Law", (), dict(boot=boot))()))()
+  noise = type("Noise", (), dict(sigma=0.01, source="residuals"))()
+  fit = type("Fit", (), dict(targets=[target], level=0.95, interval="prediction",
+                             loss=type("Law", (), dict(boot=boot, run_noise=noise))()))()
   lines = summary._targets_section(fit)  # pylint: disable=protected-access
   row = next(line for line in lines if "a\\|b" in line)
   header = next(line for line in lines if line.startswith("| target"))

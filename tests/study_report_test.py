@@ -133,7 +133,7 @@ def test_summary_reports_errors_and_coverage(fitted):
   text = (workdir / "report" / "summary.md").read_text()
   hit, measured = summary.coverage(result.targets, "loss")
   assert measured == 2
-  assert f"loss: {hit} of 2 measured targets inside their 95% intervals" in text
+  assert f"loss: {hit} of 2 measured targets inside their 95% prediction intervals" in text
   for t in result.targets:
     assert t["run"] in text and f"{100 * t['loss_rel_err']:.2f}%" in text
   assert "| tiny-2_M80_s0 |" in text and "held out" in text

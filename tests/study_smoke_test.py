@@ -18,7 +18,7 @@ def test_smoke_study_trains_fits_reports_and_resumes_as_a_no_op(smoke_study, tmp
   for t in result.targets:
     assert t["loss"] is not None and t["loss_lo"] <= t["loss_pred"] <= t["loss_hi"]
     assert f"{100 * t['loss_rel_err']:.2f}%" in text
-  assert "measured targets inside their 95% intervals" in text
+  assert "measured targets inside their 95% prediction intervals" in text
   assert {"fit.json", "predictions.csv", "loss_vs_compute.png",
           "predicted_vs_measured.png"} <= {p.name for p in (tmp_path / "report").iterdir()}
   # A second run trains nothing and reuses the fit.

@@ -1,8 +1,11 @@
 """Predictions of fitted laws for design points and targets, with intervals and influences.
 
 Columns of a prediction (predictions.csv; see report/outputs.py): run, N, M, flops,
-used_in_fit, used_in_err_fit, loss, loss_pred, loss_lo, loss_hi, loss_rel_err, err,
-err_pred, err_lo, err_hi, err_rel_err. Targets add influence_on_loss and
+used_in_fit, used_in_err_fit, loss, loss_pred, loss_lo, loss_hi, loss_mean_lo,
+loss_mean_hi, loss_rel_err, err, err_pred, err_lo, err_hi, err_mean_lo, err_mean_hi,
+err_rel_err, extrapolation_decades. `*_lo` / `*_hi` bound the `prediction` interval
+(one run trained there), `*_mean_lo` / `*_mean_hi` the `mean` interval (the law's
+value); laws/predict.py says what each covers. Targets add influence_on_loss and
 influence_on_err (d prediction / d observed value of each fit run).
 """
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 
 from scaling_jax.laws import influence as influence_lib
 from scaling_jax.laws import predict as predict_lib
+from scaling_jax.laws import prediction_interval as pi_lib
 from scaling_jax.runs import table as runs_table
 
 
@@ -29,6 +33,17 @@ def _chain(loss, error, x, level):
   return predict_lib.predict_chain(loss.result, loss.boot, error.result, error.boot, x, level)
 
 
+def _run_chain(loss, error, x, level):
+  """`prediction` intervals: one run at x (laws/predict.predict_run_chain)."""
+  decades = pi_lib.distance(loss.result.x, x)
+  loss_spread = predict_lib.RunSpread(loss.run_noise, decades, pi_lib.LOSS_PRIOR.growth)
+  err_spread = error and predict_lib.RunSpread(error.run_noise, None)
+  loss_run, err_run = predict_lib.predict_run_chain(
+      loss.result, loss.run_boot, loss_spread, error and error.result,
+      error and error.run_boot, err_spread, x, level, seed=loss.seed)
+  return loss_run, err_run, decades
+
+
 def _relative_error(pred, true):
   return abs(pred - true) / abs(true) if true is not None else None
 
@@ -37,19 +52,23 @@ def predict_rows(rows, val_set, loss, error, level) -> list[dict]:
   """One prediction per row: the chained (C, M) -> L -> Err with intervals."""
   if not rows:
     return []
-  loss_pred, err_pred = _chain(loss, error, law_inputs(rows), level)
+  x = law_inputs(rows)
+  loss_pred, err_pred = _chain(loss, error, x, level)
+  loss_run, err_run, decades = _run_chain(loss, error, x, level)
   out = []
   for i, r in enumerate(rows):
     true_loss = r.get(runs_table.LOSS_PREFIX + val_set)
     p = {"run": r["run"], "N": r["N"], "M": r["M"], "flops": r["flops"],
          "used_in_fit": r["run"] in loss.runs,
          "used_in_err_fit": error is not None and r["run"] in error.runs,
-         "loss": true_loss, "loss_pred": loss_pred.value[i], "loss_lo": loss_pred.lo[i],
-         "loss_hi": loss_pred.hi[i],
+         "loss": true_loss, "loss_pred": loss_pred.value[i],
+         "loss_lo": loss_run.lo[i], "loss_hi": loss_run.hi[i],
+         "loss_mean_lo": loss_pred.lo[i], "loss_mean_hi": loss_pred.hi[i],
          "loss_rel_err": _relative_error(loss_pred.value[i], true_loss),
-         "err": r.get("err")}
+         "err": r.get("err"), "extrapolation_decades": float(decades[i])}
     if err_pred is not None:
-      p.update(err_pred=err_pred.value[i], err_lo=err_pred.lo[i], err_hi=err_pred.hi[i],
+      p.update(err_pred=err_pred.value[i], err_lo=err_run.lo[i], err_hi=err_run.hi[i],
+               err_mean_lo=err_pred.lo[i], err_mean_hi=err_pred.hi[i],
                err_rel_err=_relative_error(err_pred.value[i], r.get("err")))
     out.append(p)
   return out

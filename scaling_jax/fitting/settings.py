@@ -29,6 +29,9 @@ from scaling_jax.fitting import retrospective
 from scaling_jax.fitting import task_subset
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import fit as fit_lib
+from scaling_jax.laws import prediction_interval as pi_lib
+from scaling_jax import config_fields
+from scaling_jax.fitting import StudyError
 
 
 def default_study_config() -> ml_collections.ConfigDict:
@@ -52,6 +55,10 @@ def default_study_config() -> ml_collections.ConfigDict:
   study.bootstrap = ml_collections.ConfigDict(dict(
       method=bootstrap_lib.DEFAULT_METHOD, num_resamples=bootstrap_lib.DEFAULT_RESAMPLES,
       seed=0, level=0.95, **noise_sources.default_config()))
+  # Which interval summary.md leads with: 'prediction' (one run trained at the
+  # target: fit, run noise and extrapolation error) or 'mean' (the law's value,
+  # fit uncertainty only). predictions.csv and fit.json always hold both.
+  study.interval = "prediction"
   study.curves = curves.default_config()
   study.advise = advice.default_config()
   study.retrospective = retrospective.default_config()
@@ -64,6 +71,7 @@ def default_study_config() -> ml_collections.ConfigDict:
 def check(study) -> None:
   """Every section's value checks, before any training or fitting."""
   points.check(study)
+  config_fields.require_choice("study.interval", study.interval, pi_lib.KINDS, StudyError)
   task_subset.check(study)
   law_settings.fit_settings(study)
   law_settings.bootstrap_settings(study)

@@ -27,14 +27,21 @@ from scaling_jax.fitting import task_subset
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
+from scaling_jax.laws import noise as noise_lib
 from scaling_jax.laws import predict as predict_lib
+from scaling_jax.laws import prediction_interval as pi_lib
 from scaling_jax.runs import table as runs_table
 
 @dataclasses.dataclass
 class LawFit:
   result: fit_lib.FitResult
-  boot: bootstrap_lib.BootstrapResult
+  boot: bootstrap_lib.BootstrapResult  # for the `mean` intervals
   runs: list[str]
+  # For the `prediction` intervals (laws/prediction_interval.py): the run-level
+  # noise, and the law bootstrapped with it as the noise scale.
+  run_noise: pi_lib.RunNoise | None = None
+  run_boot: bootstrap_lib.BootstrapResult | None = None
+  seed: int = 0
 
   def param_intervals(self, level: float) -> dict[str, dict[str, float]]:
     lo, hi = bootstrap_lib.interval(self.boot.params, level)
@@ -55,6 +62,8 @@ class StudyFit:
   targets: list[dict]         # predictions for the named targets, with influences
   compute_optimal: predict_lib.ComputeOptimal
   notes: list[str] = dataclasses.field(default_factory=list)  # flags for the reader
+  # Which interval kind summary.md leads with (config.study.interval).
+  interval: str = "prediction"
   # The same design fitted on every checkpoint (scaling_jax/fitting/curves.py), or why not.
   checkpoint_fit: object = None
   checkpoint_fit_note: str = ""
@@ -78,6 +87,29 @@ def _fit_only(law, x, y, runs, study) -> fit_lib.FitResult:
     raise StudyError(f"fitting {law.formula} on runs {runs}: {e}") from None
 
 
+def _run_noise(result: fit_lib.FitResult) -> pi_lib.RunNoise:
+  """One run's noise about the law: the fit's residual scale pooled with the prior
+  (relative for a loss law, in error-rate units for the error law)."""
+  fitted = result.predict(result.x)
+  if result.law is forms.DOWNSTREAM:
+    sigma, df = pi_lib.absolute_residual_scale(result.y, fitted, result.law.num_params)
+    return pi_lib.pooled_noise(sigma, df, pi_lib.ERROR_PRIOR, "the error law's residuals")
+  sigma, df = pi_lib.relative_residual_scale(result.y, fitted, result.law.num_params)
+  return pi_lib.pooled_noise(sigma, df, pi_lib.LOSS_PRIOR,
+                             "the loss law's relative residuals")
+
+
+def _run_boot(result, noise: pi_lib.RunNoise, resampling) -> bootstrap_lib.BootstrapResult:
+  """The law bootstrapped with the run noise as its scale (parametric draws)."""
+  fitted = np.abs(result.predict(result.x))
+  sigma = noise.sigma * (fitted if result.law is not forms.DOWNSTREAM else 1.0)
+  scale = noise_lib.NoiseScale(np.broadcast_to(sigma, fitted.shape), noise.df,
+                               noise.source)
+  return bootstrap_lib.bootstrap(result, method="parametric",
+                                 num_resamples=resampling.num_resamples,
+                                 seed=resampling.seed, noise=scale)
+
+
 def _fit_law(law, x, y, runs, study, method, noise_of=None) -> LawFit:
   """Fit and bootstrap; noise_of(result) gives the bootstrap's NoiseScale (or None)."""
   result = _fit_only(law, x, y, runs, study)
@@ -87,11 +119,13 @@ def _fit_law(law, x, y, runs, study, method, noise_of=None) -> LawFit:
     boot = bootstrap_lib.bootstrap(result, method=method,
                                    num_resamples=resampling.num_resamples,
                                    seed=resampling.seed, noise=noise)
+    run_noise = _run_noise(result)
+    run_boot = _run_boot(result, run_noise, resampling)
   except ValueError as e:  # e.g. n = p: no residual scale to draw from
     raise StudyError(f"bootstrapping {law.formula} on runs {runs} "
                      f"(study.bootstrap.method={method!r}, "
                      f"noise={study.bootstrap.noise!r}): {e}") from None
-  return LawFit(result, boot, list(runs))
+  return LawFit(result, boot, list(runs), run_noise, run_boot, resampling.seed)
 
 
 def _eval_sigma(rows, val_set, ci_column):
@@ -258,7 +292,7 @@ def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
       rows=points, val_set=val_set, tasks=list(tasks), task_rule=task_rule, level=level,
       loss=loss, error=error,
       predictions=predictions_lib.predict_rows(points, val_set, loss, error, level),
-      targets=predicted_targets,
+      targets=predicted_targets, interval=study.interval,
       compute_optimal=predict_lib.compute_optimal(
           loss.result, loss.boot, _budget(study, target_rows, points), level),
       notes=notes)

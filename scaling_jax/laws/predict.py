@@ -10,9 +10,12 @@ so a clipped interval is the interval of the clipped replicates: an end that
 reaches a limit says the data cannot rule out the limit, not that the law predicts
 it. The t-corrected intervals of a small design reach such limits often.
 
-An interval is for the law's value at a point (the mean over seeds of a run
-there), not for one run's measured value, which adds its own noise: comparing a
-measured target with it, a miss rate above 5% can come from that noise as well.
+Two kinds of interval (README, "Intervals"):
+- `mean` (predict, predict_chain): the law's value at a point (the mean over seeds
+  of a run there), under the assumption that the law's form is exactly right;
+- `prediction` (predict_run_chain): where one run trained there will land: the
+  law's replicates widened by the run's own noise and the extrapolation error
+  (laws/prediction_interval.py).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import numpy as np
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
+from scaling_jax.laws import prediction_interval as pi_lib
 
 
 @dataclasses.dataclass
@@ -84,6 +88,47 @@ def _chain_samples(err_law: forms.Law, err_params, loss_samples) -> np.ndarray:
   with jax.enable_x64(True):
     return np.asarray(_over_pairs(err_law, jnp.asarray(err_params),
                                   jnp.asarray(loss_samples, jnp.float64)))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpread:
+  """What a `prediction` interval adds to a law's replicates (prediction_interval.py)."""
+  noise: pi_lib.RunNoise       # the run-level noise scale
+  decades: np.ndarray | None   # [n] extrapolation distance (loss law only)
+  growth: float = 0.0          # extrapolation error per decade
+
+
+def predict_run_chain(loss_fit: fit_lib.FitResult, loss_boot: bootstrap_lib.BootstrapResult,
+                      loss_spread: RunSpread, err_fit: fit_lib.FitResult | None,
+                      err_boot: bootstrap_lib.BootstrapResult | None,
+                      err_spread: RunSpread | None, x: Mapping[str, np.ndarray],
+                      level: float = 0.95, seed: int = 0):
+  """`prediction` intervals of (loss, error) for one run at each of inputs x.
+
+  Replicate b of the loss law, widened by a draw of the run's noise and the
+  extrapolation error, is the loss of one run there; replicate b of the error law
+  at that loss, widened by the error's own run noise, is its error. `err_fit` None:
+  the loss alone (error None).
+  """
+  rng = np.random.default_rng([seed, 0x5052])  # 'PR': apart from the bootstrap's streams
+  mean = law_samples(loss_fit.law, loss_boot.params, x)
+  decades = (np.zeros(mean.shape[1]) if loss_spread.decades is None
+             else loss_spread.decades)
+  runs = _clip(loss_fit.law, pi_lib.spread_loss(mean, loss_spread.noise, decades,
+                                                loss_spread.growth, rng))
+  lo, hi = bootstrap_lib.interval(runs, level)
+  loss = Prediction(_clip(loss_fit.law, loss_fit.predict(x)), lo, hi, runs)
+  if err_fit is None:
+    return loss, None
+  if len(loss_boot.params) != len(err_boot.params):
+    raise ValueError("chained intervals pair replicate b of each law: bootstrap both "
+                     "with the same number of resamples")
+  err_runs = _clip(err_fit.law, pi_lib.spread_error(
+      _chain_samples(err_fit.law, err_boot.params, runs), err_spread.noise, rng))
+  lo, hi = bootstrap_lib.interval(err_runs, level)
+  err = Prediction(_clip(err_fit.law, err_fit.predict({"L": loss.value})), lo, hi,
+                   err_runs)
+  return loss, err
 
 
 @dataclasses.dataclass

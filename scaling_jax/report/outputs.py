@@ -12,11 +12,16 @@ import pathlib
 
 from scaling_jax.fitting import study_fit
 from scaling_jax.laws import fit as fit_lib
+from scaling_jax.laws import prediction_interval as pi_lib
 from scaling_jax.report import fit_cache
 
+# loss_lo / loss_hi (err_lo / err_hi) bound the `prediction` interval, the column
+# `interval` says so on every row; the `mean` interval has its own columns.
 PREDICTION_COLUMNS = ("run", "N", "M", "flops", "used_in_fit", "used_in_err_fit", "loss",
                       "loss_pred", "loss_lo", "loss_hi", "loss_rel_err", "err", "err_pred",
-                      "err_lo", "err_hi", "err_rel_err")
+                      "err_lo", "err_hi", "err_rel_err", "interval", "loss_mean_lo",
+                      "loss_mean_hi", "err_mean_lo", "err_mean_hi",
+                      "extrapolation_decades")
 
 
 def _noise_df(noise) -> float | None:
@@ -42,6 +47,9 @@ def _law_summary(law_fit: study_fit.LawFit, level: float) -> dict:
                     "noise_df": _noise_df(law_fit.boot.noise),
                     "calibrated": law_fit.boot.calibration is None,
                     "calibration": law_fit.boot.calibration},
+      "run_noise": None if law_fit.run_noise is None else {
+          "sigma": law_fit.run_noise.sigma, "df": law_fit.run_noise.df,
+          "source": law_fit.run_noise.source},
   }
 
 
@@ -59,6 +67,11 @@ def fit_summary(study: study_fit.StudyFit, extra: dict) -> dict:
       **extra,
       "val_set": study.val_set,
       "interval_level": study.level,
+      # *_lo / *_hi of targets are `prediction` intervals, *_mean_lo / *_mean_hi
+      # `mean` ones; `lead` is the kind summary.md shows.
+      "interval": {"lead": study.interval, **pi_lib.WHAT_IT_COVERS,
+                   "loss_prior": pi_lib.LOSS_PRIOR.line(),
+                   "error_prior": pi_lib.ERROR_PRIOR.line()},
       "downstream_tasks": study.tasks,
       "task_rule": study.task_rule,
       "notes": study.notes,
@@ -134,4 +147,4 @@ def write_csv(path, columns, rows) -> None:
 
 
 def write_predictions_csv(path, predictions) -> None:
-  write_csv(path, PREDICTION_COLUMNS, predictions)
+  write_csv(path, PREDICTION_COLUMNS, [dict(p, interval="prediction") for p in predictions])

@@ -8,6 +8,7 @@ predictions.csv; nothing is computed here that those files could contradict.
 from __future__ import annotations
 
 from scaling_jax.fitting import study_fit
+from scaling_jax.laws import prediction_interval as pi_lib
 from scaling_jax.report import caveats as caveats_lib
 from scaling_jax.report import outputs
 
@@ -20,17 +21,25 @@ def format_count(n: float) -> str:
   return f"{n:.3g}"
 
 
-def inside(prediction: dict, column: str) -> bool | None:
+def bound_keys(column: str, kind: str = "prediction") -> tuple[str, str]:
+  """The keys of `column`'s interval ends of one kind: ('loss_lo', 'loss_hi') for a
+  `prediction` interval, ('loss_mean_lo', 'loss_mean_hi') for a `mean` one."""
+  infix = "" if kind == "prediction" else f"_{kind}"
+  return f"{column}{infix}_lo", f"{column}{infix}_hi"
+
+
+def inside(prediction: dict, column: str, kind: str = "prediction") -> bool | None:
   """Whether the measured value lies in the predicted interval (None: unmeasured)."""
   true = prediction.get(column)
-  if true is None or f"{column}_lo" not in prediction:
+  lo, hi = bound_keys(column, kind)
+  if true is None or lo not in prediction:
     return None
-  return bool(prediction[f"{column}_lo"] <= true <= prediction[f"{column}_hi"])
+  return bool(prediction[lo] <= true <= prediction[hi])
 
 
-def coverage(predictions, column: str) -> tuple[int, int]:
+def coverage(predictions, column: str, kind: str = "prediction") -> tuple[int, int]:
   """(inside their intervals, measured) over `predictions` for 'loss' or 'err'."""
-  flags = [inside(p, column) for p in predictions]
+  flags = [inside(p, column, kind) for p in predictions]
   return sum(1 for f in flags if f), sum(1 for f in flags if f is not None)
 
 
@@ -38,44 +47,50 @@ def _value(v, digits=4) -> str:
   return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def _target_cells(t: dict, column: str) -> list[str]:
+def _target_cells(t: dict, column: str, kind: str) -> list[str]:
   if f"{column}_pred" not in t:
     return ["n/a"] * 4
-  flag = inside(t, column)
+  flag = inside(t, column, kind)
   rel = t.get(f"{column}_rel_err")
+  lo, hi = bound_keys(column, kind)
   return [_value(t.get(column)),
-          f"{t[column + '_pred']:.4f} [{t[column + '_lo']:.4f}, {t[column + '_hi']:.4f}]",
+          f"{t[column + '_pred']:.4f} [{t[lo]:.4f}, {t[hi]:.4f}]",
           "n/a" if rel is None else f"{100 * rel:.2f}%",
           "n/a" if flag is None else ("yes" if flag else "**no**")]
 
 
 def _targets_section(study: study_fit.StudyFit) -> list[str]:
-  pct = f"{study.level:.0%}"
+  pct, kind = f"{study.level:.0%}", study.interval
   if not study.targets:
     return ["## Targets", "", "No targets named (config.study.targets is empty).", ""]
   lines = ["## Targets", "",
-           f"| target | N | M | C (FLOPs) | loss | predicted [{pct}] | rel. error | inside "
-           f"| error | predicted [{pct}] | rel. error | inside |",
+           f"| target | N | M | C (FLOPs) | loss | predicted [{pct} {kind}] | rel. error "
+           f"| inside | error | predicted [{pct} {kind}] | rel. error | inside |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for t in study.targets:
     cells = [outputs.markdown_cell(t["run"]), format_count(t["N"]), f"{t['M']:g}",
-             f"{t['flops']:.3g}", *_target_cells(t, "loss"), *_target_cells(t, "err")]
+             f"{t['flops']:.3g}", *_target_cells(t, "loss", kind),
+             *_target_cells(t, "err", kind)]
     lines.append("| " + " | ".join(cells) + " |")
   lines.append("")
   for column, label in (("loss", "loss"), ("err", "error")):
-    hit, measured = coverage(study.targets, column)
+    hit, measured = coverage(study.targets, column, kind)
     rels = [t[f"{column}_rel_err"] for t in study.targets
             if t.get(f"{column}_rel_err") is not None]
     if measured:
       lines.append(f"- {label}: {hit} of {measured} measured targets inside their {pct} "
-                   f"intervals (coverage {hit / measured:.0%}); mean relative error "
-                   f"{100 * sum(rels) / len(rels):.2f}%")
-  method = study.loss.boot.method
-  lines += ["", f"Intervals are {method} bootstrap confidence intervals of the law's "
-            "prediction (fit uncertainty; the method and its noise source are under Laws, "
-            "and benchmarks/calibration.py measures their coverage). A target's own noise "
-            "(seed, finite evaluation) is not in them, so coverage below the nominal level "
-            "means that noise, or a misfit of the law, exceeds the fit's uncertainty.", ""]
+                   f"{kind} intervals (coverage {hit / measured:.0%}); mean relative "
+                   f"error {100 * sum(rels) / len(rels):.2f}%")
+  other = "mean" if kind == "prediction" else "prediction"
+  lines += ["", f"Intervals: {pi_lib.WHAT_IT_COVERS[kind]}. The other kind, {other}, is in "
+            f"predictions.csv and fit.json ({pi_lib.WHAT_IT_COVERS[other]}; "
+            f"--config.study.interval={other} leads with it here).", "",
+            f"The prediction intervals' run noise and extrapolation error rest on "
+            f"{pi_lib.LOSS_PRIOR.source}: loss {pi_lib.LOSS_PRIOR.line().split(';')[0]}; "
+            f"the loss law's run noise here is {study.loss.run_noise.sigma:.3g} "
+            f"({study.loss.run_noise.source}). benchmarks/real_calibration.py measures "
+            f"their coverage on real held-out runs, benchmarks/calibration.py the mean "
+            f"kind's on simulated designs.", ""]
   return lines
 
 
@@ -218,9 +233,11 @@ def console_lines(study: study_fit.StudyFit) -> list[str]:
                        for n, v in law_fit.param_intervals(study.level).items())
     lines.append(f"{label} law {law_fit.result.law.formula}: {params} ({pct} intervals)")
   for t in study.targets:
+    lo, hi = bound_keys("loss", study.interval)
     line = (f"target {t['run']}: loss {t['loss_pred']:.4f} "
-            f"[{t['loss_lo']:.4f}, {t['loss_hi']:.4f}]")
+            f"[{t[lo]:.4f}, {t[hi]:.4f}]")
     if "err_pred" in t:
-      line += f", error {t['err_pred']:.4f} [{t['err_lo']:.4f}, {t['err_hi']:.4f}]"
-    lines.append(line)
+      lo, hi = bound_keys("err", study.interval)
+      line += f", error {t['err_pred']:.4f} [{t[lo]:.4f}, {t[hi]:.4f}]"
+    lines.append(line + f" ({pct} {study.interval} intervals)")
   return lines
