@@ -7,9 +7,14 @@ Data (read in place, never copied): the released over-training testbed
 (../shared/data/openlm_testbed), each of its three training sets fitted with the
 study's default design (the paper's Table 1: Eq. 4 on five runs, Eq. 5 on six) and
 scored on every run outside the design at larger compute or larger M, plus the
-design's named targets (1.4B at M = 640, 6.9B at M = 20). For each run: is its
-measured loss (and its 17-task error) inside the 80% and 95% interval of each kind,
-`prediction` (one run there) and `mean` (the law's value)?
+design's named targets (1.4B at M = 640, 6.9B at M = 20; unmeasured in the release,
+their widths are compared). And every training-curve family in
+../shared/data/colpret_curves with at least 5 sizes (only Alabdulmohsin et al.'s
+language-model curves): Eq. 3 fitted on every checkpoint of the 4 smaller sizes
+past a 25% cut, scored on the largest size's late checkpoints (the last 30% of
+its tokens). For each run: is its measured loss (and its 17-task error) inside the
+80% and 95% interval of each kind, `prediction` (one run there) and `mean` (the
+law's value)?
 
 Printed: a table per data set and pooled, with binomial standard errors
 (sqrt(p (1 - p) / n); runs of one data set share a fit, so the real uncertainty is
@@ -45,6 +50,11 @@ from scaling_jax.laws import fit as fit_lib  # noqa: E402
 from scaling_jax.laws import forms  # noqa: E402
 
 TRAIN_SETS = ("c4_original", "rpj", "rw_original")
+# Training-curve families with at least 5 sizes in ../shared/data/colpret_curves:
+# only the language-model curves of Alabdulmohsin et al. (5 sizes, 16.8M-1.07B).
+# The others have fewer sizes (T5 4, OLMo 3, datablations' curves 3).
+CURVE_SETS = ("revisiting_lm",)
+DATASETS = TRAIN_SETS + CURVE_SETS
 LEVELS = (0.8, 0.95)
 
 
@@ -90,6 +100,53 @@ def measured(scored: list[Scored]) -> list[Scored]:
   return [s for s in scored if not math.isnan(s.value)]
 
 
+def _curves_config(shared, resamples, level):
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                  "configs"))
+  import curves as curves_config  # pylint: disable=import-outside-toplevel
+  path = os.path.join(shared, "data", "colpret_curves", "revisiting_lang.csv")
+  config = curves_config.get_config(f"csv={path}")
+  mapping = config.runs.csv
+  mapping.columns.run = mapping.columns.params = "Model"
+  mapping.columns.tokens, mapping.columns.loss = "Seen Examples", "Loss"
+  mapping.filters = ("Domain == LM",)
+  mapping.run_from = ("Model",)
+  mapping.unordered = True
+  config.study.bootstrap.num_resamples = resamples
+  config.study.bootstrap.level = level
+  # The first quarter of each run is warm-up and high learning rate: the same cut
+  # as benchmarks/calibration.py's curve designs, not chosen on these data.
+  config.study.curves.min_fraction = 0.25
+  return config
+
+
+def score_curves(shared, resamples, level) -> list[Scored]:
+  """Fit the smaller sizes' curves, score the largest size's late checkpoints (the
+  last study.curves.late_fraction of its tokens)."""
+  from scaling_jax.fitting import curves  # pylint: disable=import-outside-toplevel
+  config = _curves_config(shared, resamples, level)
+  source = runs_lib.load(config, "/nonexistent")
+  sizes = {r["run"]: r["N"] for r in source.rows}
+  names = sorted(sizes, key=sizes.get)
+  config.study.curves.fit_runs = ",".join(names[:-1])
+  config.study.curves.targets = names[-1]
+  fit = curves.fit(source.rows, source.task_baselines, config.study)
+  target = [r for r in fit.checkpoints if r["run"] == names[-1]]
+  late_from = (1 - config.study.curves.late_fraction) * target[-1]["tokens"]
+  return [Scored("revisiting_lm", f"{r['run']}@{r['tokens']:.3g}", "loss", float(r["loss"]),
+                 float(r["loss_pred"]),
+                 {"prediction": r["loss_lo"], "mean": r["loss_mean_lo"]},
+                 {"prediction": r["loss_hi"], "mean": r["loss_mean_hi"]},
+                 float(r["extrapolation_decades"]), False)
+          for r in target if r["tokens"] >= late_from]
+
+
+def score_any(shared, dataset, resamples, level) -> list[Scored]:
+  if dataset in CURVE_SETS:
+    return score_curves(shared, resamples, level)
+  return score(shared, dataset, resamples, level)
+
+
 def score(shared, train, resamples, level) -> list[Scored]:
   config = _testbed_config(shared, train, resamples, level)
   source = runs_lib.load(config, "/nonexistent")
@@ -128,7 +185,7 @@ def table(results):
     scored = measured(scored)
     for kind in pi_lib.KINDS:
       cov = {}
-      for train in TRAIN_SETS:
+      for train in DATASETS:
         for column in ("loss", "err"):
           chosen = [s for s in scored if s.dataset == train and s.column == column]
           if chosen:
@@ -227,8 +284,11 @@ def loss_prior(scored_by_set, prior=pi_lib.LOSS_PRIOR) -> pi_lib.Prior:
   sigma, _, _ = _noise_and_growth(scored_by_set, prior, g=0.0)
   g = _growth_upper(scored_by_set, prior)
   sigma, _, _ = _noise_and_growth(scored_by_set, prior, g=g)
-  own = [(_noise_and_growth({k: v}, prior, g=g)[0], len(v))
-         for k, v in scored_by_set.items()]
+  # A curve's checkpoints are one run: a data set's df is its number of runs, and
+  # one with fewer than 3 says too little about its own scale to count here.
+  runs_of = lambda v: len({s.run.split("@")[0] for s in v})
+  own = [(_noise_and_growth({k: v}, prior, g=g)[0], runs_of(v))
+         for k, v in scored_by_set.items() if runs_of(v) >= 3]
   df0 = _prior_df(own) if len(own) > 1 else pi_lib.LOSS_PRIOR.run_noise_df
   return dataclasses.replace(prior, run_noise=sigma, run_noise_df=df0, growth=g)
 
@@ -239,8 +299,8 @@ def measure_prior(shared, resamples):
     pooled = math.sqrt(sum(df * s**2 for s, df in scales) / sum(df for _, df in scales))
     print(f"{law}: all-runs residual scales {[(round(s, 5), df) for s, df in scales]}; "
           f"pooled {pooled:.4f}, empirical-Bayes df0 {_prior_df(scales):.1f}")
-  results = {t: [s for s in measured(score(shared, t, resamples, 0.95))
-                 if s.column == "loss"] for t in TRAIN_SETS}
+  results = {t: [s for s in measured(score_any(shared, t, resamples, 0.95))
+                 if s.column == "loss"] for t in DATASETS}
   p = loss_prior(results)
   print(f"LOSS_PRIOR from held-out loss errors: run_noise={p.run_noise:.4f}, "
         f"run_noise_df={p.run_noise_df:.1f}, growth={p.growth:.4f}")
@@ -250,7 +310,7 @@ def _scored_with(shared, train, resamples, level, prior):
   shipped = pi_lib.LOSS_PRIOR
   pi_lib.LOSS_PRIOR = prior  # read at call time by the study's fit
   try:
-    return score(shared, train, resamples, level)
+    return score_any(shared, train, resamples, level)
   finally:
     pi_lib.LOSS_PRIOR = shipped
 
@@ -267,7 +327,8 @@ def main():
     measure_prior(args.shared, args.resamples)
     print(f"wall {time.time() - start:.0f}s")
     return
-  results = {level: [s for t in TRAIN_SETS for s in score(args.shared, t, args.resamples, level)]
+  results = {level: [s for t in DATASETS for s in score_any(args.shared, t, args.resamples,
+                                                            level)]
              for level in LEVELS}
   print(f"shipped loss prior: {pi_lib.LOSS_PRIOR.line()}\n")
   by_level = table(results)
@@ -286,9 +347,9 @@ def main():
   # Leave one data set out: its prior measured on the other sets' held-out runs.
   print("\nLeave one data set out (the prior re-measured without the set scored):\n")
   held = {}
-  for train in TRAIN_SETS:
+  for train in DATASETS:
     others = {t: [s for s in measured(results[0.95]) if s.dataset == t
-                  and s.column == "loss"] for t in TRAIN_SETS if t != train}
+                  and s.column == "loss"] for t in DATASETS if t != train}
     prior = loss_prior(others)
     print(f"- without {train}: {prior.line().split(';')[0]}")
     for level in LEVELS:

@@ -34,10 +34,11 @@ from ml_collections import config_flags
 
 from scaling_jax import config_variants
 from scaling_jax import refusals
+from scaling_jax.laws import prediction_interval
 
 # absl's --help prints this module's docstring: end it with each config's variants,
 # read from the VARIANTS each config file declares, so the list cannot go stale.
-__doc__ += "\n" + config_variants.help_text()
+__doc__ += "\n" + config_variants.help_text() + "\n\n" + prediction_interval.help_text()
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.",
                                           lock_config=True)

@@ -127,3 +127,32 @@ def test_the_study_puts_each_kind_in_its_own_columns():
   # eq4_rows scatter by 0.1%: the run noise is the prior's, pooled with that.
   assert fit.loss.run_noise.df == 2 + pi_lib.LOSS_PRIOR.run_noise_df
   assert fit.interval == "prediction"
+
+
+def test_readme_help_and_summary_say_what_each_kind_covers():
+  import pathlib  # pylint: disable=import-outside-toplevel
+  from scaling_jax import main  # pylint: disable=import-outside-toplevel
+  from scaling_jax.report import summary  # pylint: disable=import-outside-toplevel
+  readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+  noise = type("Noise", (), dict(sigma=0.01, source="residuals"))()
+  fit = type("Fit", (), dict(targets=[dict(run="t", N=1e9, M=20.0, flops=1e20)],
+                             level=0.95, interval="mean",
+                             loss=type("Law", (), dict(run_noise=noise))()))()
+  text = "\n".join(summary._targets_section(fit))  # pylint: disable=protected-access
+  for kind in pi_lib.KINDS:
+    sentence = pi_lib.WHAT_IT_COVERS[kind]
+    assert sentence in main.__doc__ and sentence in text, kind
+    assert sentence in " ".join(readme.split()), kind
+  assert "predicted [95% mean]" in text  # the lead kind heads its columns
+
+
+def test_the_small_design_warning_says_seeds_add_df_only_as_a_seed_noise_scale():
+  # Averaged seeds add no residual degree of freedom under the default noise source;
+  # the warning once promised each repeat would.
+  from scaling_jax.laws import noise as noise_lib  # pylint: disable=import-outside-toplevel
+  x = {"C": np.geomspace(1e17, 1e19, 5), "M": np.array([20.0, 20, 20, 20, 320])}
+  result, _ = _fixed(forms.OVERTRAINING, _EQ4, x, 2)
+  problem = noise_lib.calibration_problem(
+      result, noise_lib.NoiseScale(np.array([0.01]), 1.0, "residuals"))
+  assert "noise=seeds" in problem and "seeds add none" in problem
+  assert "each repeat adds a degree of freedom" not in problem

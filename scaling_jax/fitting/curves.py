@@ -36,6 +36,7 @@ from scaling_jax.laws import cluster
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
 from scaling_jax.laws import predict as predict_lib
+from scaling_jax.laws import prediction_interval as pi_lib
 from scaling_jax.laws import sanity
 from scaling_jax.runs import table as runs_table
 
@@ -231,19 +232,48 @@ def _target_rows(name, checkpoints, fits, study, level) -> list[dict]:
   return out
 
 
+def _run_noise(fit_runs, main: CurveLawFit, study) -> pi_lib.RunNoise:
+  """One run's noise about the curve law: the spread of the fit runs' mean relative
+  offsets (a run's checkpoints share its luck), pooled with the prior. E, A and
+  alpha absorb up to three sizes' offsets, so the offsets carry clusters - 3 df."""
+  offsets = {}
+  for name, checkpoints in fit_runs.items():
+    kept = _cut(checkpoints, study)
+    x = {"N": np.array([r["N"] for r in kept], float),
+         "D": np.array([r["tokens"] for r in kept], float)}
+    point = predict_lib.law_samples(forms.CHINCHILLA, main.params[None], x)[0]
+    true = np.array([_loss(r, study.val_set) for r in kept])
+    offsets.setdefault(_cluster_key(checkpoints), []).append(np.mean(np.log(true / point)))
+  per_cluster = np.array([np.mean(v) for v in offsets.values()])
+  df = len(per_cluster) - 3
+  sigma = float(np.sqrt(np.sum(per_cluster**2) / df)) if df >= 1 else 0.0
+  return pi_lib.pooled_noise(sigma, max(df, 0), pi_lib.LOSS_PRIOR,
+                             f"the offsets of {len(per_cluster)} fit runs' curves")
+
+
 def _checkpoint_rows(runs, fit_runs, main: CurveLawFit, study, level) -> list[dict]:
+  """One row per checkpoint: the law's prediction with its `prediction` interval
+  (loss_lo, loss_hi: one run's checkpoint there) and its `mean` interval."""
   rows = []
+  noise = _run_noise(fit_runs, main, study)
+  fit_x = _design(fit_runs, study, False)[0]
+  rng = np.random.default_rng([study.bootstrap.seed, 0x4355])  # 'CU'
   for name, checkpoints in runs.items():
     x = {"N": np.array([r["N"] for r in checkpoints], float),
          "D": np.array([r["tokens"] for r in checkpoints], float)}
     point = predict_lib.law_samples(forms.CHINCHILLA, main.params[None], x)[0]
-    lo, hi = bootstrap_lib.interval(
-        predict_lib.law_samples(forms.CHINCHILLA, main.replicates.params, x), level)
+    reps = predict_lib.law_samples(forms.CHINCHILLA, main.replicates.params, x)
+    lo, hi = bootstrap_lib.interval(reps, level)
+    decades = pi_lib.distance(fit_x, x)
+    run_lo, run_hi = bootstrap_lib.interval(
+        pi_lib.spread_loss(reps, noise, decades, pi_lib.LOSS_PRIOR.growth, rng), level)
     kept = {id(r) for r in _cut(checkpoints, study)} if name in fit_runs else set()
     for i, r in enumerate(checkpoints):
       rows.append({"run": name, "N": r["N"], "tokens": r["tokens"], "step": r["step"],
                    "loss": _loss(r, study.val_set), "loss_pred": float(point[i]),
-                   "loss_lo": float(lo[i]), "loss_hi": float(hi[i]),
+                   "loss_lo": float(run_lo[i]), "loss_hi": float(run_hi[i]),
+                   "loss_mean_lo": float(lo[i]), "loss_mean_hi": float(hi[i]),
+                   "extrapolation_decades": float(decades[i]),
                    "used_in_fit": id(r) in kept})
   return rows
 

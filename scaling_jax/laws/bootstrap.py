@@ -233,7 +233,7 @@ def _calibration(result, method, scale) -> str | None:
     return (f"the pairs bootstrap needs many runs: with {len(result.y)} points for "
             f"{result.law.num_params} parameters its 95% intervals measured 0.75-0.92 "
             f"coverage on simulated designs like this one; use the residual_t method")
-  return noise_lib.calibration_problem(result, scale)
+  return noise_lib.calibration_problem(result, scale) or noise_lib.misfit_problem(result)
 
 
 def interval(samples, level: float = 0.95, axis: int = 0):

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scaling_jax.laws import fit as fit_lib
+from scaling_jax.laws import lack_of_fit
 
 # Points whose leverage is this close to 1 are fitted exactly whatever their noise:
 # their residual is 0/0 after the leverage adjustment and carries no information.
@@ -125,6 +126,19 @@ def standardized_residuals(result: fit_lib.FitResult) -> np.ndarray:
   return r[free] / np.sqrt(1 - h[free])
 
 
+def misfit_problem(result: fit_lib.FitResult) -> str | None:
+  """Why the law's form fails its own design (laws/lack_of_fit.py); None if the
+  residuals show no pattern, or the design leaves too few df to look."""
+  with jax.enable_x64(True):
+    jac = np.asarray(_jacobian(result.law, jnp.asarray(result.params),
+                               fit_lib.as_inputs(result.x)))
+  found = lack_of_fit.test(result.y, result.predict(result.x), jac, result.weights,
+                           result.x)
+  if found is None or found.p_value >= lack_of_fit.LACK_OF_FIT_P:
+    return None
+  return found.line()
+
+
 def residual_noise(result: fit_lib.FitResult) -> NoiseScale:
   """sigma^2 = sum w r^2 / (n - p) from the fit's residuals, on n - p df."""
   df = residual_df(result)
@@ -175,8 +189,13 @@ def calibration_problem(result: fit_lib.FitResult, noise: NoiseScale | None) -> 
   df = residual_df(result)
   design = (f"{len(result.y)} points for the {result.law.num_params} parameters of "
             f"{result.law.name} leave {df} residual degree(s) of freedom")
-  add = ("add seeds of the design runs (each repeat adds a degree of freedom), "
-         "intermediate checkpoints, or runs at new (N, M)")
+  # A study averages a design point's seeds into one row, so under the default
+  # (residual) noise an extra seed adds no degree of freedom; its spread does, to
+  # the seed noise scale (noise=seeds).
+  add = ("add runs at new (N, M), or seeds of the design runs with "
+         "--config.study.bootstrap.noise=seeds (each extra seed then adds a degree of "
+         "freedom to the noise scale; averaged under the default noise source, seeds "
+         "add none)")
   if noise is None:
     coverage = naive_coverage(df)
     if coverage >= 0.93:

@@ -11,11 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from scaling_jax.fitting import curves  # noqa: E402
+from scaling_jax.laws import prediction_interval as pi_lib  # noqa: E402
 from scaling_jax.report import fit_cache  # noqa: E402
 from scaling_jax.report import outputs  # noqa: E402
 
+# loss_lo / loss_hi: the `prediction` interval (one run's checkpoint there);
+# loss_mean_lo / loss_mean_hi: the `mean` interval (the law's value).
 CHECKPOINT_COLUMNS = ("run", "N", "tokens", "step", "loss", "loss_pred", "loss_lo",
-                      "loss_hi", "used_in_fit")
+                      "loss_hi", "used_in_fit", "interval", "loss_mean_lo", "loss_mean_hi",
+                      "extrapolation_decades")
 
 
 def fit_summary(fit: curves.CurveFit, extra: dict) -> dict:
@@ -35,7 +39,7 @@ def fit_summary(fit: curves.CurveFit, extra: dict) -> dict:
 
 
 def write_checkpoints_csv(path, rows) -> None:
-  outputs.write_csv(path, CHECKPOINT_COLUMNS, rows)
+  outputs.write_csv(path, CHECKPOINT_COLUMNS, [dict(r, interval="prediction") for r in rows])
 
 
 def plot_curves(fit: curves.CurveFit, path) -> None:
@@ -57,7 +61,7 @@ def plot_curves(fit: curves.CurveFit, path) -> None:
   ax.set_xlabel("tokens D")
   ax.set_ylabel(f"loss ({fit.val_set})")
   ax.set_title("Curve fit: filled = fitted checkpoints, hollow = held out; band = "
-               f"{fit.level:.0%}", fontsize=9)
+               f"{fit.level:.0%} prediction interval", fontsize=9)
   if runs:
     ax.legend(fontsize=7)
   fig.tight_layout()
@@ -67,6 +71,20 @@ def plot_curves(fit: curves.CurveFit, path) -> None:
 
 def _pct(v) -> str:
   return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.2f}%"
+
+
+def _coverage_lines(fit: curves.CurveFit) -> list[str]:
+  """How many held-out checkpoints fell inside each kind of interval."""
+  held = [r for r in fit.checkpoints if not r["used_in_fit"] and r["loss"] is not None]
+  if not held:
+    return []
+  pct, lines = f"{fit.level:.0%}", []
+  for kind in pi_lib.KINDS:
+    infix = "" if kind == "prediction" else f"_{kind}"
+    inside = sum(r[f"loss{infix}_lo"] <= r["loss"] <= r[f"loss{infix}_hi"] for r in held)
+    lines.append(f"- {inside} of {len(held)} held-out checkpoints inside their {pct} "
+                 f"{kind} intervals: {pi_lib.WHAT_IT_COVERS[kind]}.")
+  return lines
 
 
 def render(fit: curves.CurveFit, context: dict) -> str:
@@ -85,7 +103,7 @@ def render(fit: curves.CurveFit, context: dict) -> str:
     lines.append(f"| {outputs.markdown_cell(t['run'])} | {t['N']:.3g} | {t['fit']} | {t['late_checkpoints']} | "
                  f"{_pct(t['are'])} [{_pct(t['are_lo'])}, {_pct(t['are_hi'])}] | "
                  f"{_pct(t['final_rel_err'])} |")
-  lines += ["", "## Laws", ""]
+  lines += [""] + _coverage_lines(fit) + ["", "## Laws", ""]
   for label, f in fit.fits.items():
     lines += [f"### {label}: {fit.law.formula}", "", f.how + ".", "",
               f"| parameter | value | {pct} interval |", "|---|---|---|"]
