@@ -248,5 +248,22 @@ def test_seed_spread_and_pooled_residuals_give_unbiased_scales_with_their_df():
   fits = [_fit(X8, _power(TRUE, X8["X"]) + rng.normal(0, 0.05, 8)) for _ in range(2)]
   pooled = noise_lib.pooled_noise(fits, "two fits")
   rss = sum(np.sum((f.y - _power(f.params, X8["X"])) ** 2) for f in fits)
-  assert pooled.df == 10 and pooled.sigma[0] == pytest.approx(np.sqrt(rss / 10))
+  # Independent noise: beyond the 1 / (n - p) that one design gives any two
+  # residual vectors, the patterns barely correlate, so nearly 10 df.
+  a, b = (f.y - _power(f.params, X8["X"]) for f in fits)
+  rho2 = max(0.0, ((a @ b) ** 2 / ((a @ a) * (b @ b)) - 1 / 5) / (1 - 1 / 5))
+  assert pooled.df == pytest.approx(10 / (1 + rho2)) and pooled.df > 8
+  assert pooled.sigma[0] == pytest.approx(np.sqrt(rss / 10))
   assert "two fits" in pooled.source
+
+
+def test_pooled_fits_that_share_a_residual_pattern_count_about_once():
+  # The audit: the testbed's training sets share 82% of their residual variance,
+  # and summing their df overstated the pooled scale's certainty (coverage 0.88).
+  # Planted bug: df summed regardless (here 15 instead of about 5).
+  rng = np.random.default_rng(12)
+  pattern = rng.normal(0, 0.05, 8)
+  fits = [_fit(X8, _power(TRUE, X8["X"]) + pattern + rng.normal(0, 0.005, 8))
+          for _ in range(3)]
+  pooled = noise_lib.pooled_noise(fits, "three sets")
+  assert 5 <= pooled.df < 6.5 and "effective df of 15" in pooled.source

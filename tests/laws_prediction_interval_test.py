@@ -156,3 +156,27 @@ def test_the_small_design_warning_says_seeds_add_df_only_as_a_seed_noise_scale()
       result, noise_lib.NoiseScale(np.array([0.01]), 1.0, "residuals"))
   assert "noise=seeds" in problem and "seeds add none" in problem
   assert "each repeat adds a degree of freedom" not in problem
+
+
+def test_an_interval_ends_monte_carlo_error_matches_its_spread_over_reruns():
+  # Planted bugs: the binomial spread of the rank dropped or mis-scaled (error off
+  # by sqrt(B) or more), or the two ends' errors not taken at their own quantiles.
+  rng = np.random.default_rng(7)
+  reruns = rng.standard_normal((400, 1000))
+  ends = np.array([bootstrap_lib.interval(r, 0.95) for r in reruns])  # [400, 2]
+  spread = 1.96 * ends.std(axis=0).max()
+  errors = [float(bootstrap_lib.end_error(r, 0.95)[0]) for r in reruns[:50]]
+  assert 0.7 * spread < np.median(errors) < 1.4 * spread
+  heavy = rng.standard_t(1, size=(1000, 1))  # one residual df: Cauchy-like ends
+  assert bootstrap_lib.end_error(heavy, 0.95)[0] > 10 * np.median(errors)
+
+
+def test_the_summary_prints_an_end_to_the_digits_its_error_supports():
+  from scaling_jax.report import summary  # pylint: disable=import-outside-toplevel
+  assert [summary.end_digits(e) for e in (None, 1e-6, 3e-4, 3e-3, 0.04, 2.0)] == [
+      4, 4, 3, 2, 1, 0]
+  t = dict(run="t", N=1e9, M=20.0, flops=1e20, loss=2.5, loss_pred=2.51234,
+           loss_lo=2.3012345, loss_hi=2.7098765, loss_rel_err=0.005,
+           loss_end_error=0.004)
+  cells = summary._target_cells(t, "loss", "prediction")  # pylint: disable=protected-access
+  assert cells[1] == "2.5123 [2.30, 2.71]"

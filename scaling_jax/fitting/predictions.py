@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import influence as influence_lib
 from scaling_jax.laws import predict as predict_lib
 from scaling_jax.laws import prediction_interval as pi_lib
@@ -55,6 +56,11 @@ def predict_rows(rows, val_set, loss, error, level) -> list[dict]:
   x = law_inputs(rows)
   loss_pred, err_pred = _chain(loss, error, x, level)
   loss_run, err_run, decades = _run_chain(loss, error, x, level)
+  loss_ends = bootstrap_lib.end_error(loss_run.samples, level)
+  loss_mean_ends = bootstrap_lib.end_error(loss_pred.samples, level)
+  if err_pred is not None:
+    err_ends = bootstrap_lib.end_error(err_run.samples, level)
+    err_mean_ends = bootstrap_lib.end_error(err_pred.samples, level)
   out = []
   for i, r in enumerate(rows):
     true_loss = r.get(runs_table.LOSS_PREFIX + val_set)
@@ -65,10 +71,15 @@ def predict_rows(rows, val_set, loss, error, level) -> list[dict]:
          "loss_lo": loss_run.lo[i], "loss_hi": loss_run.hi[i],
          "loss_mean_lo": loss_pred.lo[i], "loss_mean_hi": loss_pred.hi[i],
          "loss_rel_err": _relative_error(loss_pred.value[i], true_loss),
-         "err": r.get("err"), "extrapolation_decades": float(decades[i])}
+         "err": r.get("err"), "extrapolation_decades": float(decades[i]),
+         # Monte-Carlo error of the interval ends (bootstrap.end_error): the ends
+         # are worth only the digits this supports.
+         "loss_end_error": float(loss_ends[i]),
+         "loss_mean_end_error": float(loss_mean_ends[i])}
     if err_pred is not None:
       p.update(err_pred=err_pred.value[i], err_lo=err_run.lo[i], err_hi=err_run.hi[i],
                err_mean_lo=err_pred.lo[i], err_mean_hi=err_pred.hi[i],
+               err_end_error=float(err_ends[i]), err_mean_end_error=float(err_mean_ends[i]),
                err_rel_err=_relative_error(err_pred.value[i], r.get("err")))
     out.append(p)
   return out

@@ -7,6 +7,8 @@ predictions.csv; nothing is computed here that those files could contradict.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from scaling_jax.fitting import study_fit
 from scaling_jax.laws import prediction_interval as pi_lib
 from scaling_jax.report import caveats as caveats_lib
@@ -47,14 +49,27 @@ def _value(v, digits=4) -> str:
   return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def end_digits(error) -> int:
+  """Decimals an interval end is worth, given its Monte-Carlo error: the last one
+  printed is at least twice the error, so a rerun with another seed keeps it."""
+  if error is None or not np.isfinite(error) or error <= 0:
+    return 4
+  return int(np.clip(np.floor(-np.log10(2 * error)), 0, 4))
+
+
+def _interval_text(t: dict, column: str, kind: str) -> str:
+  """'2.5198 [2.28, 2.75]': the prediction, and the ends to their supported digits."""
+  lo, hi = bound_keys(column, kind)
+  d = end_digits(t.get(f"{column}{'' if kind == 'prediction' else '_' + kind}_end_error"))
+  return f"{t[column + '_pred']:.4f} [{t[lo]:.{d}f}, {t[hi]:.{d}f}]"
+
+
 def _target_cells(t: dict, column: str, kind: str) -> list[str]:
   if f"{column}_pred" not in t:
     return ["n/a"] * 4
   flag = inside(t, column, kind)
   rel = t.get(f"{column}_rel_err")
-  lo, hi = bound_keys(column, kind)
-  return [_value(t.get(column)),
-          f"{t[column + '_pred']:.4f} [{t[lo]:.4f}, {t[hi]:.4f}]",
+  return [_value(t.get(column)), _interval_text(t, column, kind),
           "n/a" if rel is None else f"{100 * rel:.2f}%",
           "n/a" if flag is None else ("yes" if flag else "**no**")]
 
@@ -81,6 +96,14 @@ def _targets_section(study: study_fit.StudyFit) -> list[str]:
       lines.append(f"- {label}: {hit} of {measured} measured targets inside their {pct} "
                    f"{kind} intervals (coverage {hit / measured:.0%}); mean relative "
                    f"error {100 * sum(rels) / len(rels):.2f}%")
+  infix = "" if kind == "prediction" else f"_{kind}"
+  errors = [(t.get(f"{c}{infix}_end_error"), t["run"]) for t in study.targets
+            for c in ("loss", "err") if t.get(f"{c}{infix}_end_error") is not None]
+  if errors:
+    worst, run = max(errors, key=lambda e: e[0])
+    lines.append(f"- interval ends are printed to the digits their Monte-Carlo error "
+                 f"supports (largest {worst:.2g}, target {outputs.markdown_cell(run)}; "
+                 f"fit.json: *_end_error); more study.bootstrap.num_resamples narrows it")
   other = "mean" if kind == "prediction" else "prediction"
   lines += ["", f"Intervals: {pi_lib.WHAT_IT_COVERS[kind]}. The other kind, {other}, is in "
             f"predictions.csv and fit.json ({pi_lib.WHAT_IT_COVERS[other]}; "
@@ -233,11 +256,8 @@ def console_lines(study: study_fit.StudyFit) -> list[str]:
                        for n, v in law_fit.param_intervals(study.level).items())
     lines.append(f"{label} law {law_fit.result.law.formula}: {params} ({pct} intervals)")
   for t in study.targets:
-    lo, hi = bound_keys("loss", study.interval)
-    line = (f"target {t['run']}: loss {t['loss_pred']:.4f} "
-            f"[{t[lo]:.4f}, {t[hi]:.4f}]")
-    if "err_pred" in t:
-      lo, hi = bound_keys("err", study.interval)
-      line += f", error {t['err_pred']:.4f} [{t[lo]:.4f}, {t[hi]:.4f}]"
-    lines.append(line + f" ({pct} {study.interval} intervals)")
+    parts = [f"{label} {_interval_text(t, column, study.interval)}"
+             for column, label in (("loss", "loss"), ("err", "error"))
+             if f"{column}_pred" in t]
+    lines.append(f"target {t['run']}: {', '.join(parts)} ({pct} {study.interval} intervals)")
   return lines
