@@ -96,3 +96,18 @@ def test_eval_floor_lifts_a_scale_below_the_recorded_noise():
   np.testing.assert_allclose(noise.floor, 0.01 / 1.96)
   draws = noise.for_points(5).scales(np.random.default_rng(0), 200)
   assert draws.min() >= 0.01 / 1.96
+
+
+def test_seeds_that_share_their_points_offset_are_not_called_calibrated():
+  # The audit: real seeds of one configuration share its offset (misfit, data
+  # order), which their spread cannot see; noise=seeds then covered 0.36-0.49 and
+  # was reported calibrated. Planted bug: the misfit check against seeds dropped.
+  rng = np.random.default_rng(5)
+  offsets = {f"m{i}": 0.05 * rng.standard_normal() for i in range(len(DESIGN))}
+  rows = _rows(seeds=3, noise=0.005, seed=6)
+  for r in rows:
+    r["loss/validation"] += offsets[r["model"]]
+  shared = study_fit.fit(rows, {}, _study(noise="seeds")).loss.boot
+  assert shared.calibration is not None and "scatter more than their seeds" in shared.calibration
+  independent = study_fit.fit(_rows(seeds=3, noise=0.02, seed=7), {}, _study(noise="seeds"))
+  assert independent.loss.boot.calibration is None

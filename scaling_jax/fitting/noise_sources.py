@@ -8,13 +8,13 @@ The residual_t and parametric bootstraps are only as honest as their noise scale
   a report warning that says what to add;
 - 'seeds': the spread between seeds of the design points that have several; each
   point's scale is that of the mean of its k seeds. Measures run-to-run noise only,
-  so a law that misfits its design gets too narrow intervals: the report's misfit
-  check (residuals against this scale) warns then;
+  so a law that misfits its design (or design points whose seeds share an offset)
+  gets too narrow intervals: the misfit check (residuals against this scale, an F
+  test in noise.calibration_problem) then marks the fit as not calibrated;
 - 'pooled': the residuals of this fit and of the same design fitted on every other
   dataset of the source that has it (the testbed's three training sets), their
-  degrees of freedom added. benchmarks/calibration.py measured 0.935-0.970 on the
-  paper's design when the data sets' noise is independent; their shared misfit is
-  not, so read the intervals as a lower bound on the uncertainty;
+  degrees of freedom added less what a shared residual pattern takes back
+  (noise.pooled_noise);
 - 'eval': each run's recorded loss interval (loss_ci / 1.96) taken as known. A
   finite evaluation set's noise alone: measured to cover about 0.4 on the paper's
   design, where run-to-run noise dominates; the report's chi-square check says so.

@@ -48,6 +48,9 @@ class NoiseScale:
   df: float                 # degrees of freedom behind sigma; inf: taken as known
   source: str               # one line for the report: where sigma comes from
   floor: np.ndarray | None = None  # [n] or [1]: lower bound on each point's sigma
+  # Measured apart from the fit's residuals (seeds): the residuals can then be
+  # tested against it, a misfit check (calibration_problem).
+  external: bool = False
 
   def __post_init__(self):
     sigma = np.atleast_1d(np.asarray(self.sigma, np.float64))
@@ -213,7 +216,8 @@ def seed_noise(groups, what: str = "design points") -> NoiseScale:
   if df < 1:
     raise ValueError("seed spread needs a design point with two or more seeds")
   ss = sum(float(np.sum((g - g.mean()) ** 2)) for g in groups)
-  return NoiseScale(np.sqrt(ss / df), df, f"seed-to-seed spread over {what} ({df} df)")
+  return NoiseScale(np.sqrt(ss / df), df, f"seed-to-seed spread over {what} ({df} df)",
+                    external=True)
 
 
 def calibration_problem(result: fit_lib.FitResult, noise: NoiseScale | None) -> str | None:
@@ -243,7 +247,7 @@ def calibration_problem(result: fit_lib.FitResult, noise: NoiseScale | None) -> 
   if noise.known:
     return _known_scale_problem(result, noise)
   if noise.df >= MIN_CALIBRATED_DF:
-    return None
+    return _external_scale_problem(result, noise) if noise.external else None
   return (f"{design}; a noise scale on {noise.df:g} df is uncertain by a factor of "
           f"{_scale_range(noise.df):.0f} (95% range), so the intervals are t-corrected, very "
           f"wide, and rest on Gaussian noise that the design cannot check. For a "
@@ -251,6 +255,30 @@ def calibration_problem(result: fit_lib.FitResult, noise: NoiseScale | None) -> 
           f"or give a noise scale measured elsewhere (a study's "
           f"--config.study.bootstrap.noise=seeds or pooled; noise.seed_noise, "
           f"noise.pooled_noise from Python)")
+
+
+def _external_scale_problem(result, noise: NoiseScale) -> str | None:
+  """A scale measured apart from the fit (seeds) must explain the residuals: the
+  residual variance over it is F(n - p, df) distributed when it does. Seeds of one
+  configuration share its offset (the misfit, the data order's luck), which their
+  spread cannot see."""
+  from scipy import stats
+  df = residual_df(result)
+  if df < 1:
+    return None
+  sigma = noise.for_points(len(result.y)).sigma
+  if np.any(sigma <= 0):
+    return None
+  r = result.y - result.predict(result.x)
+  ratio = float(np.sum((r / sigma) ** 2) / df)
+  p_value = float(stats.f.sf(ratio, df, noise.df))
+  if p_value >= 0.01:
+    return None
+  return (f"the residuals are {np.sqrt(ratio):.1f} times the noise scale ({noise.source}; "
+          f"F = {ratio:.1f} on {df} and {noise.df:g} df, p = {p_value:.1g}): the design "
+          f"points scatter more than their seeds do (a misfit of the law, or offsets "
+          f"the seeds share), so these intervals are too narrow. Use "
+          f"--config.study.bootstrap.noise=residuals, or read the prediction intervals")
 
 
 def _known_scale_problem(result, noise: NoiseScale) -> str | None:
