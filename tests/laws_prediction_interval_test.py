@@ -180,3 +180,11 @@ def test_the_summary_prints_an_end_to_the_digits_its_error_supports():
            loss_end_error=0.004)
   cells = summary._target_cells(t, "loss", "prediction")  # pylint: disable=protected-access
   assert cells[1] == "2.5123 [2.30, 2.71]"
+
+
+def test_a_fit_that_reaches_zero_still_gets_a_finite_run_noise():
+  # A broken law (flagged by its premise checks) must not crash the study on a log
+  # of a negative prediction.
+  sigma, df = pi_lib.relative_residual_scale([2.0, 3, 4, 5, 6], [2.02, -1, 4, 5.1, 6], 4)
+  assert df == 1 and np.isfinite(sigma) and sigma > 1
+  assert pi_lib.relative_residual_scale([2.0, 3], [2.0, 3], 4) == (0.0, 0)

@@ -104,12 +104,17 @@ def pooled_noise(residual_sigma: float, residual_df: float, prior: Prior,
 
 
 def relative_residual_scale(y, fitted, num_params: int) -> tuple[float, int]:
-  """sqrt(sum log(y / y_hat)^2 / (n - p)) and n - p (0 when n <= p)."""
+  """sqrt(sum log(y / y_hat)^2 / (n - p)) and n - p (0 when n <= p). A fit that
+  reaches zero or below somewhere (a broken law, flagged elsewhere) has no log
+  residual there: (y - y_hat) / |y| stands in."""
   y, fitted = np.asarray(y, float), np.asarray(fitted, float)
   df = len(y) - num_params
   if df < 1:
     return 0.0, 0
-  return float(np.sqrt(np.sum(np.log(y / fitted) ** 2) / df)), df
+  positive = (y > 0) & (fitted > 0)
+  r = np.where(positive, np.log(np.where(positive, y / np.where(positive, fitted, 1), 1)),
+               (y - fitted) / np.maximum(np.abs(y), 1e-12))
+  return float(np.sqrt(np.sum(r**2) / df)), df
 
 
 def absolute_residual_scale(y, fitted, num_params: int) -> tuple[float, int]:
