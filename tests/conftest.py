@@ -9,16 +9,10 @@ import os
 import pathlib
 import signal
 import sys
-import tempfile
 import threading
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("MPLBACKEND", "Agg")
-# One persistent XLA cache for the session, subprocesses included: the CLI, notebook
-# and worker tests each start a fresh Python that would compile the same solver and
-# step programs again (a sweep's launcher still points its units at its own cache).
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                      tempfile.mkdtemp(prefix="scaling_jax_tests_xla_"))
 
 import pytest  # noqa: E402
 
