@@ -14,6 +14,7 @@ from scaling_jax.fitting import curves  # noqa: E402
 from scaling_jax.laws import prediction_interval as pi_lib  # noqa: E402
 from scaling_jax.report import fit_cache  # noqa: E402
 from scaling_jax.report import outputs  # noqa: E402
+from scaling_jax.report import summary  # noqa: E402
 
 # loss_lo / loss_hi: the `prediction` interval (one run's checkpoint there);
 # loss_mean_lo / loss_mean_hi: the `mean` interval (the law's value).
@@ -80,8 +81,7 @@ def _coverage_lines(fit: curves.CurveFit) -> list[str]:
     return []
   pct, lines = f"{fit.level:.0%}", []
   for kind in pi_lib.KINDS:
-    infix = "" if kind == "prediction" else f"_{kind}"
-    inside = sum(r[f"loss{infix}_lo"] <= r["loss"] <= r[f"loss{infix}_hi"] for r in held)
+    inside, _ = summary.coverage(held, "loss", kind)
     lines.append(f"- {inside} of {len(held)} held-out checkpoints inside their {pct} "
                  f"{kind} intervals: {pi_lib.WHAT_IT_COVERS[kind]}.")
   return lines

@@ -26,8 +26,12 @@ def format_count(n: float) -> str:
 def bound_keys(column: str, kind: str = "prediction") -> tuple[str, str]:
   """The keys of `column`'s interval ends of one kind: ('loss_lo', 'loss_hi') for a
   `prediction` interval, ('loss_mean_lo', 'loss_mean_hi') for a `mean` one."""
-  infix = "" if kind == "prediction" else f"_{kind}"
-  return f"{column}{infix}_lo", f"{column}{infix}_hi"
+  return f"{_stem(column, kind)}_lo", f"{_stem(column, kind)}_hi"
+
+
+def _stem(column: str, kind: str) -> str:
+  """'loss' for a `prediction` interval's keys, 'loss_mean' for a `mean` one's."""
+  return column if kind == "prediction" else f"{column}_{kind}"
 
 
 def inside(prediction: dict, column: str, kind: str = "prediction") -> bool | None:
@@ -60,7 +64,7 @@ def end_digits(error) -> int:
 def _interval_text(t: dict, column: str, kind: str) -> str:
   """'2.5198 [2.28, 2.75]': the prediction, and the ends to their supported digits."""
   lo, hi = bound_keys(column, kind)
-  d = end_digits(t.get(f"{column}{'' if kind == 'prediction' else '_' + kind}_end_error"))
+  d = end_digits(t.get(f"{_stem(column, kind)}_end_error"))
   return f"{t[column + '_pred']:.4f} [{t[lo]:.{d}f}, {t[hi]:.{d}f}]"
 
 
@@ -96,9 +100,8 @@ def _targets_section(study: study_fit.StudyFit) -> list[str]:
       lines.append(f"- {label}: {hit} of {measured} measured targets inside their {pct} "
                    f"{kind} intervals (coverage {hit / measured:.0%}); mean relative "
                    f"error {100 * sum(rels) / len(rels):.2f}%")
-  infix = "" if kind == "prediction" else f"_{kind}"
-  errors = [(t.get(f"{c}{infix}_end_error"), t["run"]) for t in study.targets
-            for c in ("loss", "err") if t.get(f"{c}{infix}_end_error") is not None]
+  errors = [(t.get(f"{_stem(c, kind)}_end_error"), t["run"]) for t in study.targets
+            for c in ("loss", "err") if t.get(f"{_stem(c, kind)}_end_error") is not None]
   if errors:
     worst, run = max(errors, key=lambda e: e[0])
     lines.append(f"- interval ends are printed to the digits their Monte-Carlo error "
