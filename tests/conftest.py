@@ -4,6 +4,7 @@ Eight fake CPU devices let the sharding tests build real meshes on one CPU; the 
 must be set before JAX initialises its backend, hence here, before any test imports.
 """
 import faulthandler
+import gc
 import importlib.util
 import os
 import pathlib
@@ -40,6 +41,38 @@ def _persistent_compile_cache_stays_in_its_test():
     from jax.experimental.compilation_cache import compilation_cache  # pylint: disable=g-import-not-at-top
     compilation_cache.reset_cache()
     jax.config.update("jax_compilation_cache_dir", None)
+
+
+def _memory_map_count() -> int | None:
+  try:
+    with open("/proc/self/maps", "rb") as maps:
+      return sum(1 for _ in maps)
+  except OSError:  # not Linux
+    return None
+
+
+def _memory_map_limit() -> int:
+  try:
+    with open("/proc/sys/vm/max_map_count") as limit:
+      return int(limit.read())
+  except (OSError, ValueError):
+    return 65530  # Linux's default
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled_programs_freed_before_the_map_limit():
+  """Every program XLA:CPU compiles holds a few memory maps until JAX's caches drop
+  it, and a full run compiles tens of thousands in one process: past the kernel's
+  vm.max_map_count (65530) the next compile gets no memory and XLA crashes (a
+  segfault or an abort inside backend_compile, 94% into the suite). So once a module
+  leaves the process past half the limit, JAX's caches are cleared: later modules
+  recompile what they use again, and nothing else changes."""
+  yield
+  count = _memory_map_count()
+  jax = sys.modules.get("jax")
+  if jax is not None and count is not None and count > _memory_map_limit() // 2:
+    jax.clear_caches()
+    gc.collect()
 
 
 class TestTimeLimitExceeded(Exception):
