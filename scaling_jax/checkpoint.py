@@ -6,6 +6,11 @@ fails at once), and the step at which every process reached a preemption sync
 point (multi-process runs under jax.distributed). A stop requested in this
 process (scaling_jax.preemption) is saved by the train loop with `save_now`.
 
+A save cut off by a kill or a full disk leaves orbax's temporary folder
+('<step>.orbax-checkpoint-tmp-<time>'), which restore ignores; the next
+Checkpointer on that directory removes it, unless a save this process abandoned
+there (`close(wait=False)`) may still be writing into it.
+
 A checkpoint that cannot be read stops the run with the step and directory named
 and is left on disk: deleting it would lose the run's progress, and whether to
 fall back to an earlier step is the user's call.
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
@@ -28,6 +35,32 @@ def _quiet_orbax(record: logging.LogRecord) -> bool:
 logging.getLogger("absl").addFilter(_quiet_orbax)
 
 
+# orbax's name for a save not yet committed: '<step>.orbax-checkpoint-tmp-<time>'.
+_TORN_SAVE = re.compile(r"^\d+\.orbax-checkpoint-tmp")
+
+# Managers abandoned with a save possibly in flight, by directory: their saves
+# may still be writing, so their folders are not torn and must not be removed.
+_abandoned: dict[str, list] = {}
+
+
+def _saving_abandoned(directory: str) -> bool:
+  pending = [m for m in _abandoned.get(directory, []) if m.is_saving_in_progress()]
+  _abandoned[directory] = pending
+  return bool(pending)
+
+
+def remove_torn_saves(directory: str) -> list[str]:
+  """Removes the temporary folders of saves that were cut off; returns their
+  names. Only the primary process removes (the directory is shared)."""
+  if (jax.process_index() != 0 or not os.path.isdir(directory)
+      or _saving_abandoned(directory)):
+    return []
+  torn = sorted(name for name in os.listdir(directory) if _TORN_SAVE.match(name))
+  for name in torn:
+    shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+  return torn
+
+
 class CheckpointError(RuntimeError):
   """A checkpoint exists but cannot be restored."""
 
@@ -39,6 +72,11 @@ class Checkpointer:
   def __init__(self, directory: str | os.PathLike, every_steps: int, keep: int = 2,
                use_async: bool = True):
     self.directory = os.path.abspath(os.fspath(directory))
+    torn = remove_torn_saves(self.directory)
+    if torn:
+      logging.warning("removed %d checkpoint save(s) cut off before they were "
+                      "committed in %s: %s", len(torn), self.directory,
+                      ", ".join(torn))
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=max(int(every_steps), 1), max_to_keep=keep,
         create=True, enable_async_checkpointing=use_async)
@@ -104,3 +142,5 @@ class Checkpointer:
     if wait:
       self._manager.wait_until_finished()
       self._manager.close()
+    else:
+      _abandoned.setdefault(self.directory, []).append(self._manager)

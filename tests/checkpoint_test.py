@@ -145,3 +145,43 @@ def test_damaged_newest_checkpoint_stops_the_run_and_is_left_in_place(saved):
   _assert_same(checkpoint.Checkpointer(directory, every_steps=2).restore(
       _abstract(_state(0))), _state(6))
 
+
+
+def test_a_save_cut_off_leaves_no_temporary_folder_after_the_resume(tmp_path):
+  # A kill or a full disk mid-save leaves orbax's temporary folder
+  # ('<step>.orbax-checkpoint-tmp-<time>'); the resumed run's checkpointer removes it.
+  ckpt = checkpoint.Checkpointer(tmp_path, every_steps=100)
+  ckpt.save_now(1, _state(1))
+  ckpt.close()
+  torn = tmp_path / "2.orbax-checkpoint-tmp-1765000000000000"
+  torn.mkdir()
+  (torn / "half_written").write_bytes(b"\0" * 64)
+  unrelated = tmp_path / "notes.orbax-checkpoint-tmp-kept"  # not a step's folder
+  unrelated.mkdir()
+  resumed = checkpoint.Checkpointer(tmp_path, every_steps=100)
+  assert not torn.exists() and unrelated.exists() and resumed.latest_step() == 1
+  resumed.close()
+
+
+def test_a_save_this_process_abandoned_is_not_removed_while_it_writes(tmp_path):
+  # A Colab cell interrupted mid-save abandons its manager; re-running the cell
+  # must not delete the folder that save is still writing into.
+  class Writing:
+    def is_saving_in_progress(self):
+      return self.busy
+
+  ckpt = checkpoint.Checkpointer(tmp_path, every_steps=100)
+  ckpt.close()
+  in_flight = tmp_path / "3.orbax-checkpoint-tmp-1765000000000001"
+  in_flight.mkdir()
+  writer = Writing()
+  writer.busy = True
+  checkpoint._abandoned[str(tmp_path)] = [writer]
+  try:
+    checkpoint.Checkpointer(tmp_path, every_steps=100).close()
+    assert in_flight.exists()
+    writer.busy = False  # the abandoned save ended (or failed): the folder is torn
+    checkpoint.Checkpointer(tmp_path, every_steps=100).close()
+    assert not in_flight.exists()
+  finally:
+    checkpoint._abandoned.pop(str(tmp_path), None)
