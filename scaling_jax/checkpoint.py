@@ -44,9 +44,13 @@ _abandoned: dict[str, list] = {}
 
 
 def _saving_abandoned(directory: str) -> bool:
-  pending = [m for m in _abandoned.get(directory, []) if m.is_saving_in_progress()]
-  _abandoned[directory] = pending
-  return bool(pending)
+  # A manager whose save ended is forgotten, whatever its directory: the registry
+  # must not keep finished managers (and their threads) alive for the process.
+  for path in list(_abandoned):
+    _abandoned[path] = [m for m in _abandoned[path] if m.is_saving_in_progress()]
+    if not _abandoned[path]:
+      del _abandoned[path]
+  return directory in _abandoned
 
 
 def remove_torn_saves(directory: str) -> list[str]:

@@ -183,5 +183,6 @@ def test_a_save_this_process_abandoned_is_not_removed_while_it_writes(tmp_path):
     writer.busy = False  # the abandoned save ended (or failed): the folder is torn
     checkpoint.Checkpointer(tmp_path, every_steps=100).close()
     assert not in_flight.exists()
+    assert str(tmp_path) not in checkpoint._abandoned  # finished managers let go
   finally:
     checkpoint._abandoned.pop(str(tmp_path), None)

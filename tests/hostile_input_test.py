@@ -90,7 +90,10 @@ def test_a_run_name_cannot_split_a_markdown_row():
   boot = type("Boot", (), dict(method="residual_t"))()
   noise = type("Noise", (), dict(sigma=0.01, source="residuals"))()
   fit = type("Fit", (), dict(targets=[target], level=0.95, interval="prediction",
-                             loss=type("Law", (), dict(boot=boot, run_noise=noise))()))()
+                             loss=type("Law", (), dict(
+                                 boot=boot, run_noise=noise, backtest=None,
+                                 extrapolation="backtest",
+                                 extrapolation_growth=0.01))()))()
   lines = summary._targets_section(fit)  # pylint: disable=protected-access
   row = next(line for line in lines if "a\\|b" in line)
   header = next(line for line in lines if line.startswith("| target"))

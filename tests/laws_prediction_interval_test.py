@@ -121,12 +121,28 @@ def test_the_study_puts_each_kind_in_its_own_columns():
   assert target["extrapolation_decades"] == pytest.approx(decades[0])
   run, _ = predict_lib.predict_run_chain(
       fit.loss.result, fit.loss.run_boot,
-      predict_lib.RunSpread(fit.loss.run_noise, decades, pi_lib.LOSS_PRIOR.growth),
+      predict_lib.RunSpread(fit.loss.run_noise, decades, fit.loss.extrapolation_growth),
       None, None, None, x, 0.95, seed=fit.loss.seed)
   assert (target["loss_lo"], target["loss_hi"]) == pytest.approx((run.lo[0], run.hi[0]))
   # eq4_rows scatter by 0.1%: the run noise is the prior's, pooled with that.
   assert fit.loss.run_noise.df == 2 + pi_lib.LOSS_PRIOR.run_noise_df
   assert fit.interval == "prediction"
+  # Six runs leave one cutoff to backtest (five runs up to m2e+06@40, predicting
+  # m4e+06@20); by default the target's extrapolation term is the prior's.
+  backtest = fit.loss.backtest
+  assert [(r["num_fit"], r["run"]) for r in backtest.rows] == [(5, "r4e+06_20")]
+  assert fit.loss.extrapolation_growth == pi_lib.LOSS_PRIOR.growth != backtest.growth
+  from scaling_jax.report import summary  # pylint: disable=import-outside-toplevel
+  text = summary.render(fit, {"workdir": "w"})
+  assert "## Backtest: how this design predicts its own largest runs" in text
+  assert "| 5 | 9.6e+14 | r4e+06_20 | 0.30 |" in text
+  # study.extrapolation='backtest': the backtest's growth, pooled, widens the target's.
+  study.extrapolation = "backtest"
+  pooled = study_fit.fit(eq4_rows(), {}, study)
+  assert pooled.loss.extrapolation_growth == backtest.growth
+  assert pooled.loss.backtest.rows == backtest.rows
+  assert pooled.targets[0]["loss_hi"] != target["loss_hi"]
+  assert backtest.source in summary.render(pooled, {"workdir": "w"})
 
 
 def test_readme_help_and_summary_say_what_each_kind_covers():
@@ -137,7 +153,9 @@ def test_readme_help_and_summary_say_what_each_kind_covers():
   noise = type("Noise", (), dict(sigma=0.01, source="residuals"))()
   fit = type("Fit", (), dict(targets=[dict(run="t", N=1e9, M=20.0, flops=1e20)],
                              level=0.95, interval="mean",
-                             loss=type("Law", (), dict(run_noise=noise))()))()
+                             loss=type("Law", (), dict(
+                                 run_noise=noise, backtest=None, extrapolation="prior",
+                                 extrapolation_growth=0.01))()))()
   text = "\n".join(summary._targets_section(fit))  # pylint: disable=protected-access
   for kind in pi_lib.KINDS:
     sentence = pi_lib.WHAT_IT_COVERS[kind]

@@ -37,7 +37,7 @@ def _chain(loss, error, x, level):
 def _run_chain(loss, error, x, level):
   """`prediction` intervals: one run at x (laws/predict.predict_run_chain)."""
   decades = pi_lib.distance(loss.result.x, x)
-  loss_spread = predict_lib.RunSpread(loss.run_noise, decades, pi_lib.LOSS_PRIOR.growth)
+  loss_spread = predict_lib.RunSpread(loss.run_noise, decades, loss.extrapolation_growth)
   err_spread = error and predict_lib.RunSpread(error.run_noise, None)
   loss_run, err_run = predict_lib.predict_run_chain(
       loss.result, loss.run_boot, loss_spread, error and error.result,

@@ -29,6 +29,7 @@ from scaling_jax.fitting import retrospective
 from scaling_jax.fitting import task_subset
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import fit as fit_lib
+from scaling_jax.laws import backtest as backtest_lib
 from scaling_jax.laws import prediction_interval as pi_lib
 from scaling_jax import config_fields
 from scaling_jax.fitting import StudyError
@@ -59,6 +60,11 @@ def default_study_config() -> ml_collections.ConfigDict:
   # target: fit, run noise and extrapolation error) or 'mean' (the law's value,
   # fit uncertainty only). predictions.csv and fit.json always hold both.
   study.interval = "prediction"
+  # Where the prediction interval's extrapolation growth comes from: 'prior' (the
+  # measured prior alone) or 'backtest' (the loss design's leave-future-out backtest
+  # pooled with the prior, where the design has six or more runs). The backtest is
+  # reported either way; laws/backtest.py says why 'prior' is the default.
+  study.extrapolation = "prior"
   study.curves = curves.default_config()
   study.advise = advice.default_config()
   study.retrospective = retrospective.default_config()
@@ -72,6 +78,8 @@ def check(study) -> None:
   """Every section's value checks, before any training or fitting."""
   points.check(study)
   config_fields.require_choice("study.interval", study.interval, pi_lib.KINDS, StudyError)
+  config_fields.require_choice("study.extrapolation", study.extrapolation,
+                               backtest_lib.SOURCES, StudyError)
   task_subset.check(study)
   law_settings.fit_settings(study)
   law_settings.bootstrap_settings(study)

@@ -24,6 +24,7 @@ from scaling_jax.fitting import noise_sources
 from scaling_jax.fitting import points as points_lib
 from scaling_jax.fitting import predictions as predictions_lib
 from scaling_jax.fitting import task_subset
+from scaling_jax.laws import backtest as backtest_lib
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
@@ -42,6 +43,16 @@ class LawFit:
   run_noise: pi_lib.RunNoise | None = None
   run_boot: bootstrap_lib.BootstrapResult | None = None
   seed: int = 0
+  # The loss law's leave-future-out backtest (laws/backtest.py), whose growth the
+  # prediction intervals' extrapolation term uses; None for the error law.
+  backtest: backtest_lib.Backtest | None = None
+  extrapolation: str = "prior"  # config.study.extrapolation
+
+  @property
+  def extrapolation_growth(self) -> float:
+    if self.backtest is not None and self.extrapolation == "backtest":
+      return self.backtest.growth
+    return pi_lib.LOSS_PRIOR.growth
 
   def param_intervals(self, level: float) -> dict[str, dict[str, float]]:
     lo, hi = bootstrap_lib.interval(self.boot.params, level)
@@ -121,11 +132,15 @@ def _fit_law(law, x, y, runs, study, method, noise_of=None) -> LawFit:
                                    seed=resampling.seed, noise=noise)
     run_noise = _run_noise(result)
     run_boot = _run_boot(result, run_noise, resampling)
+    backtest = (None if result.law is forms.DOWNSTREAM else
+                backtest_lib.leave_future_out(result, runs, run_noise.sigma,
+                                              pi_lib.LOSS_PRIOR))
   except ValueError as e:  # e.g. n = p: no residual scale to draw from
     raise StudyError(f"bootstrapping {law.formula} on runs {runs} "
                      f"(study.bootstrap.method={method!r}, "
                      f"noise={study.bootstrap.noise!r}): {e}") from None
-  return LawFit(result, boot, list(runs), run_noise, run_boot, resampling.seed)
+  return LawFit(result, boot, list(runs), run_noise, run_boot, resampling.seed, backtest,
+                study.extrapolation)
 
 
 def _eval_sigma(rows, val_set, ci_column):
@@ -239,6 +254,19 @@ def _interval_notes(targets, num_resamples: int, level: float) -> list[str]:
   return notes
 
 
+def _backtest_notes(loss: LawFit) -> list[str]:
+  """The design's own backtest errs more than the prior's extrapolation allows."""
+  backtest = loss.backtest
+  if backtest is None or not backtest.rejects_prior or loss.extrapolation == "backtest":
+    return []
+  return [f"this design's backtest (summary: Backtest) extrapolated its own largest runs "
+          f"worse than the prior's {pi_lib.LOSS_PRIOR.growth:.3g} per decade allows (its "
+          f"errors imply {backtest.growth_estimate:.3g}); the prediction intervals use "
+          f"the prior, whose coverage was measured on real runs, and "
+          f"--config.study.extrapolation=backtest widens them by this design's own "
+          f"errors ({backtest.growth:.3g} per decade pooled)"]
+
+
 def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
   """Fits config.study's laws on the runs table's rows; see the module docstring."""
   rows = points_lib.of_dataset(source_rows, study.dataset)
@@ -288,6 +316,7 @@ def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
                    for t in predicted_targets if "influence_unavailable" in t})
   notes += _in_sample_notes(targets, loss_design, err_design if tasks else [])
   notes += _interval_notes(predicted_targets, int(boot_cfg.num_resamples), level)
+  notes += _backtest_notes(loss)
   return StudyFit(
       rows=points, val_set=val_set, tasks=list(tasks), task_rule=task_rule, level=level,
       loss=loss, error=error,

@@ -125,7 +125,8 @@ def absolute_residual_scale(y, fitted, num_params: int) -> tuple[float, int]:
   return float(np.sqrt(np.sum((y - fitted) ** 2) / df)), df
 
 
-def _compute(x) -> np.ndarray:
+def compute_of(x) -> np.ndarray:
+  """Training compute of a law's inputs: C itself (Eq. 4), else 6 N D (Eq. 3)."""
   if "C" in x:
     return np.asarray(x["C"], float)
   return 6.0 * np.asarray(x["N"], float) * np.asarray(x["D"], float)
@@ -136,7 +137,7 @@ def distance(fit_x, target_x) -> np.ndarray:
 
   `fit_x`, `target_x`: a law's inputs, {'C', 'M'} (Eq. 4) or {'N', 'D'} (Eq. 3).
   """
-  decades = np.maximum(0.0, np.log10(_compute(target_x) / np.max(_compute(fit_x))))
+  decades = np.maximum(0.0, np.log10(compute_of(target_x) / np.max(compute_of(fit_x))))
   if "M" in target_x and "M" in fit_x:
     decades = decades + np.maximum(
         0.0, np.log10(np.asarray(target_x["M"], float) / np.max(fit_x["M"])))

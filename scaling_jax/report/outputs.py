@@ -50,6 +50,13 @@ def _law_summary(law_fit: study_fit.LawFit, level: float) -> dict:
       "run_noise": None if law_fit.run_noise is None else {
           "sigma": law_fit.run_noise.sigma, "df": law_fit.run_noise.df,
           "source": law_fit.run_noise.source},
+      # laws/backtest.py: each row one held-out run predicted from a compute cutoff
+      "backtest": None if law_fit.backtest is None else {
+          "used_by_intervals": law_fit.extrapolation == "backtest",
+          "extrapolation_growth": law_fit.backtest.growth,
+          "growth_estimate": law_fit.backtest.growth_estimate,
+          "independent_runs": law_fit.backtest.independent_runs,
+          "source": law_fit.backtest.source, "rows": law_fit.backtest.rows},
   }
 
 

@@ -114,9 +114,47 @@ def _targets_section(study: study_fit.StudyFit) -> list[str]:
             f"The prediction intervals' run noise and extrapolation error rest on "
             f"{pi_lib.LOSS_PRIOR.source}: loss {pi_lib.LOSS_PRIOR.line().split(';')[0]}; "
             f"the loss law's run noise here is {study.loss.run_noise.sigma:.3g} "
-            f"({study.loss.run_noise.source}). benchmarks/real_calibration.py measures "
+            f"({study.loss.run_noise.source}), its extrapolation error "
+            f"{_growth_text(study.loss)}. benchmarks/real_calibration.py measures "
             f"their coverage on real held-out runs, benchmarks/calibration.py the mean "
             f"kind's on simulated designs.", ""]
+  return lines
+
+
+def _growth_text(law_fit: study_fit.LawFit) -> str:
+  if law_fit.backtest is not None and law_fit.extrapolation == "backtest":
+    return law_fit.backtest.source
+  return (f"{law_fit.extrapolation_growth:.3g} per decade (the prior"
+          + (", study.extrapolation='prior')" if law_fit.extrapolation == "prior" else ")"))
+
+
+# The backtest table's length: its largest cutoffs (the longest extrapolations) first.
+BACKTEST_ROWS_SHOWN = 12
+
+
+def _backtest_section(study: study_fit.StudyFit) -> list[str]:
+  """How this design would have predicted its own largest runs (laws/backtest.py)."""
+  backtest = study.loss.backtest
+  if backtest is None or not backtest.ran:
+    return []
+  rows = sorted(backtest.rows, key=lambda r: (-r["cutoff"], -r["decades"]))
+  lines = ["## Backtest: how this design predicts its own largest runs", "",
+           "The loss law refitted on the runs up to each compute cutoff, predicting the "
+           "runs above it (extrapolation in decades of compute, plus of M, beyond that "
+           "refit's runs):", "",
+           "| fit runs | up to C | run | decades | predicted | measured | error |",
+           "|---|---|---|---|---|---|---|"]
+  for r in rows[:BACKTEST_ROWS_SHOWN]:
+    error = (f"{100 * (np.exp(r['log_error']) - 1):+.2f}%"
+             if np.isfinite(r["log_error"]) else "n/a")
+    lines.append(f"| {r['num_fit']} | {r['cutoff_flops']:.3g} | "
+                 f"{outputs.markdown_cell(r['run'])} | {r['decades']:.2f} | "
+                 f"{r['predicted']:.4g} | {r['measured']:.4g} | {error} |")
+  if len(rows) > BACKTEST_ROWS_SHOWN:
+    lines.append(f"| ... | | {len(rows) - BACKTEST_ROWS_SHOWN} more in fit.json "
+                 f"(loss_law.backtest.rows) | | | | |")
+  lines += ["", f"Extrapolation error used by the prediction intervals: "
+            f"{_growth_text(study.loss)}.", ""]
   return lines
 
 
@@ -236,6 +274,7 @@ def render(study: study_fit.StudyFit, context: dict, extra: list[str] = ()) -> s
             f"[{co.multiplier[1]:.3g}, {co.multiplier[2]:.3g}], N* = "
             f"{format_count(co.params[0])}, D* = {format_count(co.tokens[0])} tokens.", ""]
   lines += list(extra)
+  lines += _backtest_section(study)
   lines += _checkpoint_section(study)
   lines += _design_section(study, context)
   lines += ["Files: fit.json (laws, intervals, influences), predictions.csv (every run), "
