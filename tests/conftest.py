@@ -30,9 +30,8 @@ TEST_TIME_LIMIT_S = int(os.environ.get("SCALING_JAX_TEST_TIME_LIMIT_S", "300"))
 def _persistent_compile_cache_stays_in_its_test():
   """A unit trained inline points JAX's persistent compilation cache at its sweep's
   folder for the rest of the process (compile_cache.configure); every later test
-  would then write each program it compiles there. jax 0.10.2 has segfaulted on the
-  CPU compiling into that cache late in a full run (train_test, twice), so each
-  test leaves the cache as it found it: off."""
+  would then write each program it compiles there (into a deleted tmp folder, and
+  at a cost), so each test leaves the cache as it found it: off."""
   yield
   jax = sys.modules.get("jax")
   if jax is None or os.environ.get("JAX_COMPILATION_CACHE_DIR"):

@@ -154,3 +154,47 @@ def test_a_curve_fit_against_its_premise_is_flagged():
           for r in curve_rows()]  # bigger models worse: loss rising with N
   fit = curves.fit(rows, {}, _study(fit_runs="a,b,c", targets="d"))
   assert any(n.startswith("all checkpoints fit:") for n in fit.notes), fit.notes
+
+
+def _one_budget_rows(points):
+  """A suite trained on one token budget for every size (the common public layout):
+  every run ends at the same token count."""
+  rows = []
+  for name, n in SIZES.items():
+    for i, d in enumerate(np.geomspace(2e8, 4e9, points)):
+      rows.append(dict(run=name, model=name, seed=0, N=n, tokens=float(d),
+                       M=float(d / n), flops=6 * n * d, step=i + 1,
+                       final=i == points - 1, **{"loss/validation": float(_loss(n, d))}))
+  return rows
+
+
+@pytest.mark.slow
+def test_runs_ending_at_one_token_count_fit_their_curves_and_skip_the_final_only_fit():
+  # Issue 24: this crashed after the whole fit (bootstrap.interval of no resample).
+  fit = curves.fit(_one_budget_rows(12), {}, _study(fit_runs="a,b,c,d", targets="e"))
+  assert list(fit.fits) == ["all checkpoints"]
+  (note,) = [n for n in fit.notes if n.startswith("final-only fit not made")]
+  assert "1 token count(s)" in note and "borrow=beta" in note
+  (target,) = fit.targets
+  assert target["are"] < 1e-3 and target["are_lo"] <= target["are"] <= target["are_hi"]
+
+
+def test_one_checkpoint_per_run_is_fitted_once_and_one_length_is_refused():
+  # One final point per run at one budget: Eq. 3 cannot tell B D^-beta from E.
+  with pytest.raises(fitting.StudyError, match="1 token count.*borrow=beta"):
+    curves.fit(_one_budget_rows(1), {}, _study(fit_runs="a,b,c,d", targets="e"))
+
+
+@pytest.mark.slow
+def test_a_table_of_final_points_is_fitted_once():
+  # Issue 24: one checkpoint per run made the 'final only' fit repeat the other
+  # (twice the time, every target listed twice).
+  sizes = {f"s{i}": n for i, n in enumerate(np.geomspace(2e7, 2e9, 7))}
+  rows = [dict(run=name, model=name, seed=0, N=n, tokens=d, M=d / n, flops=6 * n * d,
+               step=1, final=True, **{"loss/validation": float(_loss(n, d))})
+          for (name, n), d in zip(sizes.items(), np.geomspace(1e9, 3e11, 7))]
+  fit = curves.fit(rows, {}, _study(fit_runs=",".join(list(sizes)[:6]), targets="s6",
+                                    min_fraction=0.0))
+  assert list(fit.fits) == ["all checkpoints"]
+  assert any("would repeat the all-checkpoints fit" in n for n in fit.notes)
+  assert [t["run"] for t in fit.targets] == ["s6"]

@@ -158,6 +158,15 @@ def _fit(runs, study, final_only: bool, label: str) -> CurveLawFit:
         f"3 or more to determine E, A and alpha. Add runs of other sizes, or borrow "
         f"the exponents: --config.study.curves.borrow=alpha,beta with "
         f"study.curves.borrow_from (runs of another family) or study.curves.borrow_values")
+  lengths = len(np.unique(x["D"]))
+  if lengths < 3:
+    # B D^-beta likewise takes one value per token count: with one (a suite trained
+    # on one budget, fitted on final points) it is indistinguishable from E.
+    raise StudyError(
+        f"{label} fit: its {len(y)} points have {lengths} token count(s); Eq. 3 "
+        f"needs 3 or more to determine B and beta. Fit every checkpoint (the "
+        f"'all checkpoints' fit), add runs of other lengths, or borrow beta: "
+        f"--config.study.curves.borrow=beta with study.curves.borrow_values")
   settings = law_settings.fit_settings(study)
   try:
     result = fit_lib.fit(forms.CHINCHILLA, x, y, weights=w, settings=settings)
@@ -223,7 +232,10 @@ def _target_rows(name, checkpoints, fits, study, level) -> list[dict]:
     point = predict_lib.law_samples(forms.CHINCHILLA, law_fit.params[None], x)[0]
     reps = predict_lib.law_samples(forms.CHINCHILLA, law_fit.replicates.params, x)
     are_reps = np.mean(np.abs(reps[:, late] - true[late]) / true[late], axis=1)
-    lo, hi = bootstrap_lib.interval(are_reps[law_fit.replicates.valid], level)
+    valid = are_reps[law_fit.replicates.valid]
+    # No valid resample (a law its resamples cannot identify): no interval, not a crash.
+    lo, hi = (bootstrap_lib.interval(valid, level) if len(valid)
+              else (float("nan"), float("nan")))
     out.append({"run": name, "fit": label, "N": checkpoints[-1]["N"],
                 "final_tokens": checkpoints[-1]["tokens"], "late_checkpoints": int(late.sum()),
                 "are": float(np.mean(np.abs(point[late] - true[late]) / true[late])),
@@ -324,10 +336,15 @@ def _fit_runs(source_rows, study, fit_names, target_names, borrow: bool) -> Curv
     fits["borrowed"] = _borrowed_fit(fit_runs, study, runs_by_name)
   else:
     fits["all checkpoints"] = _fit(fit_runs, study, False, "all checkpoints")
-    try:
-      fits["final only"] = _fit(fit_runs, study, True, "final only")
-    except StudyError as e:
-      notes.append(f"final-only fit not made: {e}")
+    if fits["all checkpoints"].num_points == len(fit_runs):
+      # One checkpoint per run after the cut: the final-only fit is the same fit.
+      notes.append("final-only fit not made: each fit run has one checkpoint after "
+                   "the early-training cut, so it would repeat the all-checkpoints fit")
+    else:
+      try:
+        fits["final only"] = _fit(fit_runs, study, True, "final only")
+      except StudyError as e:
+        notes.append(f"final-only fit not made: {e}")
   for label, law_fit in fits.items():
     # Seeds of one run form one cluster: it is clusters a resample draws.
     clusters = {_cluster_key(fit_runs[name]) for name in law_fit.runs if name in fit_runs}
