@@ -22,8 +22,8 @@ CORE = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=8", "nbformat>=5.9", "nbclient>=0.10", "ipykernel>=6",
-             "submitit>=1.5"],
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "nbformat>=5.9", "nbclient>=0.10",
+             "ipykernel>=6", "submitit>=1.5"],
     # `tensorflow`, not `tensorflow-cpu`: seqio's tensorflow-text requires the
     # `tensorflow` distribution, and the two install over one package directory.
     "tfds": ["tensorflow-datasets>=4.9", "tensorflow>=2.16"],

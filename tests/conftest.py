@@ -130,6 +130,16 @@ def pytest_unconfigure(config):
                      daemon=True).start()
 
 
+# Run first: CI splits the suite over two workers by file (pytest -n 2 --dist
+# loadfile), and the longest file (the smoke study's training, a few minutes)
+# started last would leave the other worker idle at the end.
+LONGEST_FILES_FIRST = ("study_smoke_test.py",)
+
+
+def pytest_collection_modifyitems(items):
+  items.sort(key=lambda item: item.path.name not in LONGEST_FILES_FIRST)  # stable
+
+
 @pytest.fixture(autouse=True)
 def _no_start_up_estimate(monkeypatch):
   """Sweeps in tests skip the launcher's start-up probe (launch/probe.py SKIP_ENV):

@@ -3,6 +3,8 @@ import shutil
 
 import pytest
 
+import notebooks
+from conftest import SMOKE_RESAMPLES
 from conftest import smoke_config
 from scaling_jax import study
 from scaling_jax.runs import table as runs_table
@@ -26,3 +28,20 @@ def test_smoke_study_trains_fits_reports_and_resumes_as_a_no_op(smoke_study, tmp
   study.run(smoke_config(), tmp_path)
   assert runs_table.read_rows(tmp_path / "runs") == rows
   assert "fit reused" in (tmp_path / "report" / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_quickstart_runs_the_smoke_study(smoke_study, tmp_path, monkeypatch):
+  # colabs/quickstart.ipynb, tested here beside the smoke study's own test so that a
+  # parallel run (pytest -n, which splits by file) trains the session's smoke study
+  # once. The notebook runs the smoke study in a copy of the session's trained one:
+  # it finds every unit finished (training is tested with the study itself) and runs
+  # each of its cells on the real runs.
+  workdir = tmp_path / "smoke_study"
+  shutil.copytree(smoke_study[0], workdir)
+  notebook = notebooks.execute("quickstart.ipynb", monkeypatch,
+                               SCALING_JAX_WORKDIR=workdir,
+                               SCALING_JAX_RESAMPLES=SMOKE_RESAMPLES)
+  text = notebooks.text(notebook)
+  assert "relative error" in text and "second run:" in text
+  assert (workdir / "report" / "summary.md").is_file()
