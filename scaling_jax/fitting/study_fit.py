@@ -134,7 +134,8 @@ def _fit_law(law, x, y, runs, study, method, noise_of=None) -> LawFit:
     run_boot = _run_boot(result, run_noise, resampling)
     backtest = (None if result.law is forms.DOWNSTREAM else
                 backtest_lib.leave_future_out(result, runs, run_noise.sigma,
-                                              pi_lib.LOSS_PRIOR))
+                                              pi_lib.LOSS_PRIOR,
+                                              batch=resampling.num_resamples))
   except ValueError as e:  # e.g. n = p: no residual scale to draw from
     raise StudyError(f"bootstrapping {law.formula} on runs {runs} "
                      f"(study.bootstrap.method={method!r}, "

@@ -114,10 +114,12 @@ def no_backtest(prior: pi_lib.Prior, why: str) -> Backtest:
 
 
 def leave_future_out(result: fit_lib.FitResult, runs, run_noise: float,
-                     prior: pi_lib.Prior) -> Backtest:
+                     prior: pi_lib.Prior, batch: int = 0) -> Backtest:
   """The backtest of a loss law's fit; rows hold cutoff (index, smallest first),
   num_fit, cutoff_flops, run, decades, predicted, measured, log_error, refit_sd
-  (sqrt v) and converged.
+  (sqrt v) and converged. `batch`: solve this many problems (the cutoffs, then
+  copies of the last) when it is more than the cutoffs: a study passes its
+  bootstrap's resample count, whose solver is then already compiled.
   `run_noise`: the pooled relative run noise s (prediction_interval.RunNoise.sigma)."""
   masks = cutoffs(result.law, result.x)
   if not masks:
@@ -125,16 +127,18 @@ def leave_future_out(result: fit_lib.FitResult, runs, run_noise: float,
                               f"below a compute cutoff: it takes "
                               f"{result.law.num_params + 2} or more, spanning every "
                               f"input at the smaller computes")
-  ws = np.stack([np.where(m, result.weights, 0.0) for m in masks])
+  ws = np.stack([np.where(m, result.weights, 0.0)
+                 for m in masks + masks[-1:] * max(batch - len(masks), 0)])
   fits = fit_lib.solve_many(result.law, result.x, np.broadcast_to(result.y, ws.shape),
                             ws, starts=result.starts, settings=result.settings)
-  predicted = predict_lib.law_samples(result.law, fits.params, result.x)  # [K, n]
+  params = fits.params[:len(masks)]
+  predicted = predict_lib.law_samples(result.law, params, result.x)  # [K, n]
   compute = pi_lib.compute_of(result.x)
   rows = []
   for k, mask in enumerate(masks):
     fit_x = {name: np.asarray(v)[mask] for name, v in result.x.items()}
     decades = pi_lib.distance(fit_x, result.x)
-    refit_var = _refit_variance(result.law, fits.params[k], result.x, mask, run_noise)
+    refit_var = _refit_variance(result.law, params[k], result.x, mask, run_noise)
     for i in np.flatnonzero(~mask):
       ok = predicted[k, i] > 0 and result.y[i] > 0
       rows.append({"cutoff": k, "num_fit": int(mask.sum()),
