@@ -67,13 +67,17 @@ class Backtest:
     return bool(self.rows)
 
 
+def _subset(x, mask) -> dict[str, np.ndarray]:
+  return {name: np.asarray(values)[mask] for name, values in x.items()}
+
+
 def cutoffs(law, x) -> list[np.ndarray]:
   """Fit masks [n] bool, one per usable compute cutoff, smallest first."""
   compute = pi_lib.compute_of(x)
   masks = []
   for c in np.unique(compute)[:-1]:
     mask = compute <= c * (1 + 1e-9)
-    fit_x = {k: np.asarray(v)[mask] for k, v in x.items()}
+    fit_x = _subset(x, mask)
     if (mask.sum() >= law.num_params + MIN_REFIT_DF
         and fit_lib.distinct_design_points(law, fit_x) >= law.num_params
         and all(len(np.unique(fit_x[k])) >= 2 for k in law.inputs)):
@@ -125,7 +129,8 @@ def leave_future_out(result: fit_lib.FitResult, runs, run_noise: float,
   if not masks:
     return no_backtest(prior, f"the {len(result.y)} design runs are too few to refit "
                               f"below a compute cutoff: it takes "
-                              f"{result.law.num_params + 2} or more, spanning every "
+                              f"{result.law.num_params + MIN_REFIT_DF + 1} or more "
+                              f"(a refit and one run above it), spanning every "
                               f"input at the smaller computes")
   ws = np.stack([np.where(m, result.weights, 0.0)
                  for m in masks + masks[-1:] * max(batch - len(masks), 0)])
@@ -136,8 +141,7 @@ def leave_future_out(result: fit_lib.FitResult, runs, run_noise: float,
   compute = pi_lib.compute_of(result.x)
   rows = []
   for k, mask in enumerate(masks):
-    fit_x = {name: np.asarray(v)[mask] for name, v in result.x.items()}
-    decades = pi_lib.distance(fit_x, result.x)
+    decades = pi_lib.distance(_subset(result.x, mask), result.x)
     refit_var = _refit_variance(result.law, params[k], result.x, mask, run_noise)
     for i in np.flatnonzero(~mask):
       ok = predicted[k, i] > 0 and result.y[i] > 0
