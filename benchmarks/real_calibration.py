@@ -2,7 +2,6 @@ r"""Do the intervals cover REAL held-out runs? Coverage of both interval kinds o
 
   python benchmarks/real_calibration.py [--shared ../shared] [--resamples 400]
   python benchmarks/real_calibration.py --measure_prior
-  python benchmarks/real_calibration.py --design half
 
 Data (read in place, never copied): the released over-training testbed
 (../shared/data/openlm_testbed), each of its three training sets fitted with the
@@ -25,10 +24,8 @@ prior measured WITHOUT the data set scored (leave-one-data-set-out: what a new d
 set sees). It ends with `real coverage 95%: pooled <x> min <y> max <z>` (the
 shipped prior's prediction kind, loss and error together).
 
---design half fits instead every run in the lower half of each testbed set's
-log-compute range (a plentiful design, where the study backtests itself:
-laws/backtest.py) and scores every run above it, with the extrapolation growth
-from the backtest and, for comparison, from the prior alone.
+benchmarks/backtest_calibration.py scores the same way a plentiful design, where
+the study backtests itself.
 
 --measure_prior prints the numbers laws/prediction_interval.py ships (LOSS_PRIOR,
 ERROR_PRIOR): the run-noise scale s0 and its worth df0 from Eq. 4 (Eq. 5) fitted to
@@ -52,7 +49,6 @@ from scaling_jax import runs as runs_lib  # noqa: E402
 from scaling_jax.fitting import study_fit  # noqa: E402
 from scaling_jax.fitting import points as points_lib  # noqa: E402
 from scaling_jax.laws import prediction_interval as pi_lib  # noqa: E402
-from scaling_jax.runs import table as runs_table  # noqa: E402
 from scaling_jax.laws import fit as fit_lib  # noqa: E402
 from scaling_jax.laws import forms  # noqa: E402
 
@@ -65,7 +61,7 @@ DATASETS = TRAIN_SETS + CURVE_SETS
 LEVELS = (0.8, 0.95)
 
 
-def _testbed_config(shared, train, resamples, levels=0.95):
+def testbed_config(shared, train, resamples, levels=0.95):
   sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                   "configs"))
   import testbed  # pylint: disable=import-outside-toplevel
@@ -155,12 +151,12 @@ def score_any(shared, dataset, resamples, level) -> list[Scored]:
 
 
 def score(shared, train, resamples, level) -> list[Scored]:
-  config = _testbed_config(shared, train, resamples, level)
+  config = testbed_config(shared, train, resamples, level)
   source = runs_lib.load(config, "/nonexistent")
-  return _scored(study_fit.fit(source.rows, source.task_baselines, config.study), train)
+  return scored_runs(study_fit.fit(source.rows, source.task_baselines, config.study), train)
 
 
-def _scored(fit, train) -> list[Scored]:
+def scored_runs(fit, train) -> list[Scored]:
   out, named = [], {t["run"] for t in fit.targets}
   for p in held_out(fit):
     for column in ("loss", "err"):
@@ -173,46 +169,6 @@ def _scored(fit, train) -> list[Scored]:
                         {"prediction": p[f"{column}_hi"], "mean": p[f"{column}_mean_hi"]},
                         float(p["extrapolation_decades"]), p["run"] in named))
   return out
-
-
-def _lower_half(source, dataset):
-  """'model@M' of every point whose compute lies in the lower half (log scale) of the
-  data set's range: a plentiful design, far from the paper's five runs."""
-  points = points_lib.point_rows(points_lib.of_dataset(source.rows, dataset))
-  logc = np.log10([p["flops"] for p in points])
-  middle = (logc.min() + logc.max()) / 2
-  return [points_lib.point_label(runs_table.run_key(p))
-          for p, c in zip(points, logc) if c <= middle]
-
-
-def score_half(shared, train, resamples, level, backtest=True) -> list[Scored]:
-  """Fit the lower half of a training set's compute range (every run there), score
-  every run above it; `backtest` False keeps the prior's extrapolation growth."""
-  config = _testbed_config(shared, train, resamples, level)
-  source = runs_lib.load(config, "/nonexistent")
-  design = _lower_half(source, config.study.dataset)
-  config.study.loss_design = config.study.err_design = ",".join(design)
-  config.study.extrapolation = "backtest" if backtest else "prior"
-  fit = study_fit.fit(source.rows, source.task_baselines, config.study)
-  if level == 0.95:
-    print(f"- {train}: {len(design)} design runs; {fit.loss.backtest.source}; "
-          f"intervals use {fit.loss.extrapolation_growth:.3g} per decade")
-  return [s for s in _scored(fit, train) if not s.headline]
-
-
-def half_design(shared, resamples):
-  """--design half: coverage with the backtest's growth and with the prior's."""
-  print("Design: every run in the lower half of each training set's log-compute "
-        "range; scored: every run above it.\n")
-  for backtest in (True, False):
-    print(f"\nExtrapolation growth: {'backtest pooled with the prior' if backtest else 'the prior alone'}")
-    results = {level: [s for t in TRAIN_SETS
-                       for s in score_half(shared, t, resamples, level, backtest)]
-               for level in LEVELS}
-    print()
-    pooled, cov = table(results)[(0.95, "prediction")]
-    print(f"half-design coverage 95% ({'backtest' if backtest else 'prior'}): pooled "
-          f"{pooled:.3f} min {min(cov.values()):.3f} max {max(cov.values()):.3f}")
 
 
 def _row(label, scored, kind, level):
@@ -251,7 +207,7 @@ def table(results):
 
 def _all_runs_scale(shared, train, law_name):
   """(relative or absolute residual scale, df) of a law fitted to every run of a set."""
-  config = _testbed_config(shared, train, 2)
+  config = testbed_config(shared, train, 2)
   source = runs_lib.load(config, "/nonexistent")
   rows = points_lib.point_rows(points_lib.of_dataset(source.rows, train))
   study = config.study
@@ -371,15 +327,8 @@ def main():
       os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
   parser.add_argument("--resamples", type=int, default=400)
   parser.add_argument("--measure_prior", action="store_true")
-  parser.add_argument("--design", choices=("paper", "half"), default="paper",
-                      help="half: fit each testbed set's lower half of compute (every "
-                           "run), where the study backtests its own design")
   args = parser.parse_args()
   start = time.time()
-  if args.design == "half":
-    half_design(args.shared, args.resamples)
-    print(f"wall {time.time() - start:.0f}s")
-    return
   if args.measure_prior:
     measure_prior(args.shared, args.resamples)
     print(f"wall {time.time() - start:.0f}s")

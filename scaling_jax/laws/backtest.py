@@ -24,8 +24,7 @@ its refits hold fewer runs than the final fit, and on the released testbed (each
 training set's lower half of compute, 12-13 runs) they err by up to 20% where the
 final fit errs by 6% on average, so the backtest's g (0.13-0.16 per decade) made the
 80% prediction intervals cover 120 of 120 held-out runs at 63% median width, against
-0.95 at 26% with the prior's g (`python benchmarks/real_calibration.py --design
-half`). The backtest is reported either way, and a design whose backtest rejects
+0.95 at 26% with the prior's g (`python benchmarks/backtest_calibration.py`). The backtest is reported either way, and a design whose backtest rejects
 the prior's g (rejects_prior) gets a warning naming the option.
 """
 from __future__ import annotations
