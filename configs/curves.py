@@ -18,6 +18,15 @@ runs resampled). Borrowed parameters: --config.study.curves.borrow=alpha,beta[,E
 --config.study.curves.borrow_from=e,f (fitted in the same call) or
 --config.study.curves.borrow_values=alpha=0.34,beta=0.28.
 
+Runs can be chosen by condition instead of by name (scaling_jax/fitting/run_selection.py):
+--config.study.curves.targets_where='flops == max' predicts the largest budget's runs
+from every other run (or those --config.study.curves.fit_where selects). A published
+table of one row per run with no run or tokens column (N, C, loss) is read with
+--config.runs.csv.columns.run= --config.runs.csv.columns.tokens= and
+--config.runs.csv.columns.flops=COLUMN (D = C / 6N): README, 'Fitting a published table'.
+The objective is --config.study.fit.loss=auto|squares|huber (auto: Huber on log
+residuals here); the report also shows the other objective's law when it differs.
+
 Variants after the colon: csv=PATH (the log; same as --config.runs.path; the rest
 of the text is the path, commas included).
 """
@@ -28,7 +37,8 @@ from scaling_jax import config_lib
 VARIANTS = {
     "csv=PATH": "the .csv or .jsonl log to fit (same as --config.runs.path); "
                 "name the runs with --config.study.curves.fit_runs=a,b and "
-                "--config.study.curves.targets=c",
+                "--config.study.curves.targets=c, or select them with "
+                "--config.study.curves.targets_where='flops == max'",
 }
 
 

@@ -25,6 +25,7 @@ from scaling_jax import runs as runs_lib
 from scaling_jax.fitting import advice
 from scaling_jax.fitting import curves
 from scaling_jax.fitting import points
+from scaling_jax.fitting import run_selection
 from scaling_jax.fitting import settings as fitting_settings
 from scaling_jax.fitting import study_fit
 from scaling_jax.laws import sanity
@@ -104,8 +105,9 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
   reused = fit is not None
   if fit is None:
     logging.info("fitting %d rows from %s", len(source.rows), source.where)
-    # Curve fits when the study names runs to fit on every checkpoint of.
-    fit_rows = curves.fit if config.study.curves.fit_runs else study_fit.fit
+    # Curve fits when the study names or selects runs in study.curves.
+    fit_rows = (curves.fit if run_selection.requested(config.study.curves)
+                else study_fit.fit)
     fit = fit_rows(source.rows, source.task_baselines, config.study)
     fit.notes = list(source.notes) + fit.notes
     if isinstance(fit, study_fit.StudyFit):

@@ -54,7 +54,8 @@ def test_designs_default_to_every_non_target_point():
 @pytest.mark.parametrize("field,value,message", [
     ("downstream", "some", "study.downstream"),
     ("subset.pool", "everyone", "study.subset.pool"),
-    ("fit.maxiter", 0, "fit.maxiter"),
+    ("fit.maxiter", -1, "fit.maxiter"),
+    ("fit.loss", "l1", r"study.fit.loss.*auto, squares, huber"),
     ("bootstrap.num_resamples", 1, "num_resamples"),
     ("targets", "tiny-0", "must read 'model@M'"),
     ("fit.bounds", "positive", "study.fit.bounds"),

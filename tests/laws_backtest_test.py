@@ -169,7 +169,8 @@ def test_a_padded_batch_gives_the_same_backtest(straight):
                                      pi_lib.LOSS_PRIOR, batch=16)
   key = lambda rows: [(r["cutoff"], r["run"], r["num_fit"]) for r in rows]
   assert key(padded.rows) == key(straight.rows)
-  # (The batch changes XLA's vectorisation, so the last digits may differ.)
+  # (The batch changes XLA's vectorisation and so where the solver stops within
+  # its 1e-10 step tolerance: the predictions agree to about 1e-9, a leak would not.)
   assert [r["predicted"] for r in padded.rows] == pytest.approx(
-      [r["predicted"] for r in straight.rows], rel=1e-9)
+      [r["predicted"] for r in straight.rows], rel=1e-7)
   assert padded.growth == pytest.approx(straight.growth, abs=1e-4)

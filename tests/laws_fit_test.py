@@ -166,7 +166,7 @@ def test_degenerate_inputs_say_what_is_degenerate(change, message):
 def test_robust_fit_needs_positive_observations():
   y = _eq4(TRUE_EQ4)
   y[5] = -0.1
-  with pytest.raises(fit_lib.FitError, match=r"fit\.robust.*y must be positive.*\[5\]"):
+  with pytest.raises(fit_lib.FitError, match=r"Huber objective.*y must be positive.*\[5\]"):
     fit_lib.fit(forms.OVERTRAINING, {"C": C, "M": M}, y,
                 settings=fit_lib.FitSettings(robust=True))
 

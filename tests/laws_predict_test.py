@@ -184,7 +184,46 @@ def test_compute_optimal_intervals_follow_the_replicates(level):
     assert lo < point < hi
 
 
-def test_compute_optimal_needs_the_overtraining_law():
-  with pytest.raises(ValueError, match="overtraining"):
-    predict_lib.compute_optimal(_fit(forms.CHINCHILLA, np.ones(5)),
-                                _boot(np.ones((3, 5))), 1e21)
+def test_compute_optimal_needs_a_loss_law_of_n_and_d():
+  with pytest.raises(ValueError, match="Eq. 3 or Eq. 4, not downstream"):
+    predict_lib.compute_optimal(_fit(forms.DOWNSTREAM, np.ones(3)),
+                                _boot(np.ones((3, 3))), 1e21)
+
+
+# Chinchilla's published Eq. 3 (Hoffmann et al. 2022, approach 3).
+EQ3 = np.array([1.69, 406.4, 410.7, 0.34, 0.28])
+
+
+def _eq3(p, n, d):
+  return p[0] + p[1] * n**-p[3] + p[2] * d**-p[4]
+
+
+@pytest.mark.parametrize("flops", [1e19, 1e21, 1e24])
+def test_eq3_allocation_minimises_the_loss_along_the_budget(flops):
+  opt = predict_lib.allocation(forms.CHINCHILLA, EQ3, np.tile(EQ3, (3, 1)), flops)
+  n_star, d_star = opt.params[0], opt.tokens[0]
+  ns = np.geomspace(n_star / 8, n_star * 8, 20001)
+  assert ns[np.argmin(_eq3(EQ3, ns, flops / (6 * ns)))] == pytest.approx(n_star, rel=1e-3)
+  assert 6 * n_star * d_star == pytest.approx(flops, rel=1e-12)
+  assert opt.multiplier[0] == pytest.approx(d_star / n_star, rel=1e-12)
+
+
+def test_eq3_allocation_moves_with_the_budget_unless_the_exponents_are_equal():
+  co = lambda p, c: predict_lib.allocation(forms.CHINCHILLA, p, p[None], c).multiplier[0]
+  # alpha > beta: loss falls faster in N, so larger budgets favour tokens (M* rises).
+  assert co(EQ3, 1e24) / co(EQ3, 1e20) == pytest.approx(
+      1e4 ** ((EQ3[3] - EQ3[4]) / (EQ3[3] + EQ3[4])), rel=1e-9)
+  equal = EQ3 * [1, 1, 1, 1, 0.34 / 0.28]
+  assert co(equal, 1e24) == pytest.approx(co(equal, 1e20), rel=1e-9)
+
+
+def test_eq3_allocation_intervals_are_the_replicates_percentiles_less_invalid_ones():
+  rng = np.random.default_rng(3)
+  reps = np.tile(EQ3, (401, 1))
+  reps[:, 3] += rng.normal(0, 0.02, 401)
+  with_nan = np.concatenate([reps, np.full((50, 5), np.nan)])
+  flops = 1e22
+  opt = predict_lib.allocation(forms.CHINCHILLA, EQ3, with_nan, flops)
+  each = np.array([predict_lib.allocation(forms.CHINCHILLA, r, r[None], flops).params[0]
+                   for r in reps])
+  np.testing.assert_allclose(opt.params[1:], np.percentile(each, [2.5, 97.5]), rtol=1e-9)

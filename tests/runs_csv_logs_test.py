@@ -110,6 +110,23 @@ def test_tokens_from_steps_and_size_names(tmp_path):
       ("xl", 2_850_000_000, 10_000, 10, "xl")]
 
 
+def test_a_published_table_of_n_c_loss_gets_tokens_from_flops_and_a_run_per_row(tmp_path):
+  # The usual published layout: no run column, no tokens, training FLOPs C = 6 N D.
+  text = "Parameters,Training FLOPs,Loss\n70M,4.2e18,3.5\n7e7,8.4e18,3.3\n140M,8.4e18,3.2\n"
+  loaded = _load(tmp_path, text, columns=dict(
+      run="", params="Parameters", tokens="", flops="Training FLOPs", loss="Loss"))
+  assert [(r["run"], r["N"], r["tokens"], r["flops"], r["final"]) for r in loaded.rows] == [
+      ("70M_10Btok", 70_000_000, 10_000_000_000, 4.2e18, True),
+      ("70M_20Btok", 70_000_000, 20_000_000_000, 8.4e18, True),
+      ("140M_10Btok", 140_000_000, 10_000_000_000, 8.4e18, True)]
+  # A table that counts C = 8 N D (say) states it: tokens follow.
+  loaded = _load(tmp_path, text, columns=dict(
+      run="", params="Parameters", tokens="", flops="Training FLOPs", loss="Loss"),
+                 flops_per_param_token=8.0)
+  assert [r["tokens"] for r in loaded.rows] == [7_500_000_000, 15_000_000_000,
+                                                7_500_000_000]
+
+
 def test_jsonl_reads_like_csv(tmp_path):
   lines = [{"run": r, "params": p, "tokens": t, "loss": l} for r, p, t, l in (
       ("a", "1M", 2e7, 3.5), ("a", 1e6, "40M", 3.1), ("b", "2M", 40_000_000, 3.2))]
@@ -197,7 +214,15 @@ MALFORMED = {
                              r"'tokens > 5M' removed 1 of 1", r"values of 'tokens'"]),
     "zero tokens_per_step": ("run,params,it,loss\na,1M,5,3\n",
                              dict(columns=dict(tokens="", step="it"), tokens_per_step=0.0),
-                             [r"tokens_per_step' is 0", r"must be positive"]),
+                             [r"no tokens column", r"columns.flops'.*C / \(6 N\)",
+                              r"tokens_per_step' > 0", r"neither is set"]),
+    "bad flops factor": ("params,fl,loss\n1M,6e12,3\n",
+                         dict(columns=dict(run="", tokens="", flops="fl"),
+                              flops_per_param_token=0.0),
+                         [r"flops_per_param_token' is 0", r"C / \(this x N\)"]),
+    "flops tokens empty": ("params,fl,loss\n1M,,3\n",
+                           dict(columns=dict(run="", tokens="", flops="fl")),
+                           [r"log.csv:2: column 'fl' \(flops\) is empty"]),
     "negative tokens_per_step": ("run,params,it,loss\na,1M,5,3\n",
                                  dict(columns=dict(tokens="", step="it"),
                                       tokens_per_step=-4.0),

@@ -1,6 +1,6 @@
 """Fits on training curves (Choshen et al. 2024): every checkpoint, not final losses.
 
-When config.study.curves.fit_runs names runs, the study fits Eq. 3, L(N, D), to every
+When config.study.curves names runs (run_selection.py), the study fits Eq. 3, L(N, D), to every
 checkpoint of those runs past an early-training cut (min_tokens, min_fraction of
 the run's final tokens), predicts each target run's curve, and measures the fit by
 ARE, the mean absolute relative error over the target's late checkpoints (the last
@@ -30,7 +30,9 @@ import numpy as np
 from scaling_jax import config_fields
 from scaling_jax.fitting import StudyError
 from scaling_jax.fitting import law_settings
+from scaling_jax.fitting import objectives as objectives_lib
 from scaling_jax.fitting import points as points_lib
+from scaling_jax.fitting import run_selection
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import cluster
 from scaling_jax.laws import fit as fit_lib
@@ -54,8 +56,15 @@ def default_config():
   """config.study.curves (see the module docstring); empty fit_runs: no curve fit."""
   import ml_collections  # pylint: disable=g-import-not-at-top
   return ml_collections.ConfigDict(dict(
-      fit_runs="",  # comma-separated run names: fit on every checkpoint of these
-      targets="",   # comma-separated run names whose curves are predicted
+      # Runs to fit on every checkpoint of: names (comma-separated) and/or a
+      # condition on each run's final checkpoint (run_selection.py, e.g.
+      # 'flops <= 1e20'); with neither, every run that is not a target.
+      fit_runs="",
+      fit_where="",
+      # Runs whose curves are predicted: names and/or a condition ('flops == max').
+      # Setting any of these four fields makes the study a curve fit.
+      targets="",
+      targets_where="",
       law="chinchilla",  # Eq. 3 on (N, D = tokens)
       min_tokens=0.0,  # drop checkpoints before this many tokens (the guide: 1e10)
       min_fraction=0.0,  # and before this fraction of each run's final tokens
@@ -77,8 +86,12 @@ class CurveLawFit:
   how: str                          # one line: what was fitted on what
 
   def param_intervals(self, level: float) -> dict[str, dict[str, float]]:
-    lo, hi = bootstrap_lib.interval(self.replicates.params, level)
-    return {n: {"value": float(self.params[i]), "lo": float(lo[i]), "hi": float(hi[i])}
+    """{name: value, lo, hi, se}: se is the valid replicates' standard deviation."""
+    valid = self.replicates.params[self.replicates.valid]
+    lo, hi = bootstrap_lib.interval(valid, level)
+    se = np.std(valid, axis=0, ddof=1) if len(valid) > 1 else np.full(len(self.params), np.nan)
+    return {n: {"value": float(self.params[i]), "lo": float(lo[i]), "hi": float(hi[i]),
+                "se": float(se[i])}
             for i, n in enumerate(forms.CHINCHILLA.param_names)}
 
 
@@ -93,6 +106,12 @@ class CurveFit:
   seed_spread: list[dict]           # clusters with several seeds: their final spread
   notes: list[str] = dataclasses.field(default_factory=list)
   task_rule: str = "curve fit: no downstream law"
+  # The main fit refitted by the other objective (fitting/objectives.py); None for
+  # a borrowed fit (its free parameters are linear: no exponent to compare).
+  objectives: objectives_lib.Comparison | None = None
+  # The main fit's N*, D* and D/N at study.budget_flops (else the largest target's
+  # final FLOPs), intervals from its replicates; None if no law was fitted.
+  compute_optimal: predict_lib.ComputeOptimal | None = None
 
 
 def _by_run(rows) -> dict[str, list[dict]]:
@@ -147,7 +166,7 @@ def _design(runs: dict[str, list[dict]], study, final_only: bool):
   return x, y, np.array(weights), clusters, [name for name, _ in points]
 
 
-def _fit(runs, study, final_only: bool, label: str) -> CurveLawFit:
+def _fit(runs, study, final_only: bool, label: str, kind: str = "curves") -> CurveLawFit:
   x, y, w, clusters, _ = _design(runs, study, final_only)
   sizes = len(np.unique(x["N"]))
   if sizes < 3 and not final_only:
@@ -167,7 +186,7 @@ def _fit(runs, study, final_only: bool, label: str) -> CurveLawFit:
         f"needs 3 or more to determine B and beta. Fit every checkpoint (the "
         f"'all checkpoints' fit), add runs of other lengths, or borrow beta: "
         f"--config.study.curves.borrow=beta with study.curves.borrow_values")
-  settings = law_settings.fit_settings(study)
+  settings = law_settings.fit_settings(study, kind)
   try:
     result = fit_lib.fit(forms.CHINCHILLA, x, y, weights=w, settings=settings)
   except fit_lib.FitError as e:
@@ -307,22 +326,31 @@ def check(study) -> None:
   config_fields.require_choice("study.curves.law", curves.law, CURVE_LAWS, StudyError)
   if not 0 < curves.late_fraction <= 1:
     raise StudyError("config field 'study.curves.late_fraction' must lie in (0, 1]")
-  if curves.fit_runs and not points_lib.names(curves.targets):
-    raise StudyError("config field 'study.curves.targets' is empty; name the run(s) "
-                     "whose curves to predict (comma-separated run names)")
+  run_selection.parse(curves.fit_where, "study.curves.fit_where")
+  run_selection.parse(curves.targets_where, "study.curves.targets_where")
+  if (run_selection.requested(curves) and not points_lib.names(curves.targets)
+      and not curves.targets_where.strip()):
+    raise StudyError("config fields 'study.curves.targets' and '.targets_where' are "
+                     "empty; name the run(s) whose curves to predict (comma-separated "
+                     "run names) or select them ('flops == max')")
 
 
 def fit(source_rows, task_baselines, study) -> CurveFit:
   """Curve fits of config.study.curves (see the module docstring)."""
   del task_baselines  # no downstream law on curves yet
-  curves = study.curves
-  return _fit_runs(source_rows, study, points_lib.names(curves.fit_runs),
-                   points_lib.names(curves.targets), borrow=bool(curves.borrow))
+  runs = _by_run(points_lib.of_dataset(source_rows, study.dataset))
+  _chosen(runs, points_lib.names(study.curves.targets), "targets")
+  fit_names, target_names = run_selection.select(runs, study.curves, study.val_set)
+  return _fit_runs(source_rows, study, fit_names, target_names,
+                   borrow=bool(study.curves.borrow))
 
 
-def _fit_runs(source_rows, study, fit_names, target_names, borrow: bool) -> CurveFit:
+def _fit_runs(source_rows, study, fit_names, target_names, borrow: bool,
+              kind: str = "curves") -> CurveFit:
   """Eq. 3 on every checkpoint of the runs `fit_names`, predicting `target_names`;
-  parameters are borrowed (study.curves.borrow*) when `borrow`."""
+  parameters are borrowed (study.curves.borrow*) when `borrow`. `kind` picks the
+  'auto' objective; 'final' (a final-point study's comparison fit) fits by the
+  study's own objective and skips the objective comparison."""
   rows = points_lib.of_dataset(source_rows, study.dataset)
   runs_by_name = _by_run(rows)
   fit_runs = _chosen(runs_by_name, fit_names, "fit_runs")
@@ -335,14 +363,14 @@ def _fit_runs(source_rows, study, fit_names, target_names, borrow: bool) -> Curv
   if borrow:
     fits["borrowed"] = _borrowed_fit(fit_runs, study, runs_by_name)
   else:
-    fits["all checkpoints"] = _fit(fit_runs, study, False, "all checkpoints")
+    fits["all checkpoints"] = _fit(fit_runs, study, False, "all checkpoints", kind)
     if fits["all checkpoints"].num_points == len(fit_runs):
       # One checkpoint per run after the cut: the final-only fit is the same fit.
       notes.append("final-only fit not made: each fit run has one checkpoint after "
                    "the early-training cut, so it would repeat the all-checkpoints fit")
     else:
       try:
-        fits["final only"] = _fit(fit_runs, study, True, "final only")
+        fits["final only"] = _fit(fit_runs, study, True, "final only", kind)
       except StudyError as e:
         notes.append(f"final-only fit not made: {e}")
   for label, law_fit in fits.items():
@@ -359,13 +387,29 @@ def _fit_runs(source_rows, study, fit_names, target_names, borrow: bool) -> Curv
     notes += [f"{label} fit: {w}" for w in sanity.premise_warnings(named)]
   main = next(iter(fits.values()))
   level = study.bootstrap.level
+  for label, law_fit in fits.items():
+    if law_fit.result is not None and not law_fit.result.converged:
+      maxiter = law_fit.result.settings.maxiter
+      notes.append(f"{label} fit: the solver stopped at study.fit.maxiter={maxiter} "
+                   f"before converging; raise it (e.g. --config.study.fit.maxiter="
+                   f"{4 * maxiter}) and compare")
+  comparison = None
+  if main.result is not None and kind == "curves":
+    comparison = objectives_lib.compare(
+        main.result, main.replicates.params, level, study, "curves",
+        {name: {"N": cps[-1]["N"], "D": cps[-1]["tokens"]} for name, cps in targets.items()})
+    notes += [n for n in [comparison.note(f"{next(iter(fits))} fit")] if n]
   shown = dict(fit_runs, **targets)
+  budget = float(study.budget_flops) or max(cps[-1]["flops"] for cps in targets.values())
+  optimal = predict_lib.allocation(forms.CHINCHILLA, main.params, np.where(
+      main.replicates.valid[:, None], main.replicates.params, np.nan), budget, level)
   return CurveFit(
       law=forms.CHINCHILLA, level=level, val_set=study.val_set, fits=fits,
       checkpoints=_checkpoint_rows(shown, fit_runs, main, study, level),
       targets=[row for name, cps in targets.items()
                for row in _target_rows(name, cps, fits, study, level)],
-      seed_spread=_seed_spread(runs_by_name, study.val_set), notes=notes)
+      seed_spread=_seed_spread(runs_by_name, study.val_set), notes=notes,
+      objectives=comparison, compute_optimal=optimal)
 
 
 def beside_final(source_rows, study, loss_design, targets) -> tuple["CurveFit | None", str]:
@@ -387,6 +431,6 @@ def beside_final(source_rows, study, loss_design, targets) -> tuple["CurveFit | 
   if not target_runs:
     return None, "no measured target to compare on"
   try:
-    return _fit_runs(rows, study, fit_runs, target_runs, borrow=False), ""
+    return _fit_runs(rows, study, fit_runs, target_runs, borrow=False, kind="final"), ""
   except StudyError as e:
     return None, str(e)

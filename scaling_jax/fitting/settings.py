@@ -46,8 +46,16 @@ def default_study_config() -> ml_collections.ConfigDict:
   # bounds: 'none', or 'physical' (E >= 0, coefficients >= 0, exponents and Eq. 5's
   # eps in a range: forms.Law.physical_bounds), or from Python a tuple of (name, lo,
   # hi) triples. Influences are not reported where a bound holds a parameter.
+  # loss: the objective, 'squares' (least squares on the metric, the papers' fits)
+  # or 'huber' (Huber on log residuals, turning linear past huber_delta: the
+  # Chinchilla fits', which an outlier run cannot drag); 'auto' picks by study
+  # kind (law_settings.OBJECTIVE_BY_KIND, measured: benchmarks/objective_choice.py).
+  # Whichever is used, the other is fitted too, and the report shows both where
+  # they differ by more than the fit's own uncertainty (fitting/objectives.py).
+  # maxiter: the solver's iteration limit; 0: 100 for least squares, 1000 for Huber
+  # (laws/fit.py says why).
   study.fit = ml_collections.ConfigDict(dict(
-      maxiter=fit_lib.DEFAULT_MAXITER, tol=fit_lib.DEFAULT_TOL, robust=False,
+      maxiter=0, tol=fit_lib.DEFAULT_TOL, loss="auto",
       huber_delta=fit_lib.DEFAULT_HUBER_DELTA, bounds="none"))
   # method, num_resamples, seed, level: laws/bootstrap.py; noise (where the
   # residual_t / parametric bootstrap's noise scale comes from), eval_floor (floor

@@ -21,6 +21,7 @@ import numpy as np
 from scaling_jax.fitting import StudyError
 from scaling_jax.fitting import law_settings
 from scaling_jax.fitting import noise_sources
+from scaling_jax.fitting import objectives as objectives_lib
 from scaling_jax.fitting import points as points_lib
 from scaling_jax.fitting import predictions as predictions_lib
 from scaling_jax.fitting import task_subset
@@ -55,8 +56,11 @@ class LawFit:
     return pi_lib.LOSS_PRIOR.growth
 
   def param_intervals(self, level: float) -> dict[str, dict[str, float]]:
+    """{name: value, lo, hi, se}: se is the replicates' standard deviation."""
     lo, hi = bootstrap_lib.interval(self.boot.params, level)
-    return {n: {"value": float(self.result.params[i]), "lo": float(lo[i]), "hi": float(hi[i])}
+    se = np.nanstd(self.boot.params, axis=0, ddof=1)
+    return {n: {"value": float(self.result.params[i]), "lo": float(lo[i]),
+                "hi": float(hi[i]), "se": float(se[i])}
             for i, n in enumerate(self.result.law.param_names)}
 
 
@@ -73,6 +77,8 @@ class StudyFit:
   targets: list[dict]         # predictions for the named targets, with influences
   compute_optimal: predict_lib.ComputeOptimal
   notes: list[str] = dataclasses.field(default_factory=list)  # flags for the reader
+  # The loss law refitted by the other objective (fitting/objectives.py).
+  objectives: objectives_lib.Comparison | None = None
   # Which interval kind summary.md leads with (config.study.interval).
   interval: str = "prediction"
   # The same design fitted on every checkpoint (scaling_jax/fitting/curves.py), or why not.
@@ -318,6 +324,10 @@ def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
   notes += _in_sample_notes(targets, loss_design, err_design if tasks else [])
   notes += _interval_notes(predicted_targets, int(boot_cfg.num_resamples), level)
   notes += _backtest_notes(loss)
+  comparison = objectives_lib.compare(
+      loss.result, loss.boot.params, level, study, "final",
+      {t["run"]: predictions_lib.law_inputs([t]) for t in target_rows})
+  notes += [n for n in [comparison.note("loss law")] if n]
   return StudyFit(
       rows=points, val_set=val_set, tasks=list(tasks), task_rule=task_rule, level=level,
       loss=loss, error=error,
@@ -325,4 +335,4 @@ def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
       targets=predicted_targets, interval=study.interval,
       compute_optimal=predict_lib.compute_optimal(
           loss.result, loss.boot, _budget(study, target_rows, points), level),
-      notes=notes)
+      notes=notes, objectives=comparison)

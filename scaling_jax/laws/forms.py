@@ -146,3 +146,17 @@ def compute_optimal_allocation(params, flops):
   """(M*, N*, D*) for a FLOP budget: N* = sqrt(C / (6 M*)), D* = sqrt(C M* / 6)."""
   m_star = compute_optimal_multiplier(params)
   return m_star, jnp.sqrt(flops / (6.0 * m_star)), jnp.sqrt(flops * m_star / 6.0)
+
+
+def chinchilla_allocation(params, flops):
+  """(M*, N*, D*) of Eq. 3 params [..., 5] (E, A, B, alpha, beta) for a budget C = 6 N D.
+
+  Minimising E + A N^-alpha + B D^-beta along 6 N D = C balances the two terms'
+  slopes, alpha A N^-alpha = beta B D^-beta, so N* = G (C/6)^(beta/(alpha+beta))
+  with G = (alpha A / (beta B))^(1/(alpha+beta)), and D* = C / (6 N*).
+  """
+  _, a, b, alpha, beta = (params[..., i] for i in range(5))
+  total = alpha + beta
+  n_star = jnp.exp((jnp.log(alpha * a / (beta * b)) + beta * jnp.log(flops / 6.0)) / total)
+  d_star = flops / (6.0 * n_star)
+  return d_star / n_star, n_star, d_star

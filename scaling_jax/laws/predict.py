@@ -139,16 +139,31 @@ class ComputeOptimal:
   flops: float
 
 
+ALLOCATIONS = {forms.OVERTRAINING: forms.compute_optimal_allocation,
+               forms.CHINCHILLA: forms.chinchilla_allocation}
+
+
 def compute_optimal(loss_fit: fit_lib.FitResult, loss_boot: bootstrap_lib.BootstrapResult,
                     flops: float, level: float = 0.95) -> ComputeOptimal:
-  """M* = (b/a)^(1/(2 eta)) and the N*, D* it implies for a budget, with intervals."""
-  if loss_fit.law is not forms.OVERTRAINING:
-    raise ValueError("compute-optimal allocation needs the Eq. 4 (overtraining) law")
+  """M* and the N*, D* it implies for a budget, with intervals (see allocation)."""
+  return allocation(loss_fit.law, loss_fit.params, loss_boot.params, flops, level)
+
+
+def allocation(law: forms.Law, params, replicate_params, flops: float,
+               level: float = 0.95) -> ComputeOptimal:
+  """(M*, N*, D*) for a FLOP budget from a loss law's point params [P] and its
+  bootstrap replicates [B, P] (invalid ones NaN): the intervals are the replicates'.
+
+  Eq. 4: M* = (b/a)^(1/(2 eta)) (its alpha = beta makes M* one constant for every
+  budget); Eq. 3: N* = G (C/6)^(beta/(alpha+beta)), so M* moves with C unless
+  alpha = beta.
+  """
+  if law not in ALLOCATIONS:
+    raise ValueError(f"compute-optimal allocation needs Eq. 3 or Eq. 4, not {law.name}")
   with jax.enable_x64(True):
-    point = [float(v) for v in forms.compute_optimal_allocation(
-        jnp.asarray(loss_fit.params), flops)]
-    samples = [np.asarray(v) for v in forms.compute_optimal_allocation(
-        jnp.asarray(loss_boot.params), flops)]
+    point = [float(v) for v in ALLOCATIONS[law](jnp.asarray(params, jnp.float64), flops)]
+    samples = [np.asarray(v) for v in ALLOCATIONS[law](
+        jnp.asarray(replicate_params, jnp.float64), flops)]
   triples = []
   for value, sample in zip(point, samples):
     lo, hi = bootstrap_lib.interval(sample, level)

@@ -46,6 +46,9 @@ def write(fit, report_dir, context: dict, cache_bytes: bytes | None = None) -> p
     outputs.write_fit_json(stage / "fit.json", outputs.fit_summary(
         fit, {key: context[key] for key in ("workdir", "source") if key in context}))
     outputs.write_predictions_csv(stage / "predictions.csv", fit.predictions)
+    outputs.write_replicates(stage / outputs.REPLICATES_FILENAME, {
+        label: (law_fit.result.law.param_names, law_fit.result.params, law_fit.boot.params)
+        for label, law_fit in (("loss", fit.loss), ("error", fit.error)) if law_fit})
     failed = []
     plots.write_all(fit, stage, names=tuple(plots.PLOTS), failed=failed)
     fit.notes = list(fit.notes) + failed

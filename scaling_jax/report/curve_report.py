@@ -34,7 +34,10 @@ def fit_summary(fit: curves.CurveFit, extra: dict) -> dict:
                                      "num_valid": f.replicates.num_valid},
                        "params": f.param_intervals(fit.level)}
                for label, f in fit.fits.items()},
-      "targets": fit.targets, "seed_spread": fit.seed_spread, "notes": fit.notes,
+      "targets": fit.targets, "aggregate": aggregate(fit),
+      "compute_optimal": outputs.compute_optimal_summary(fit.compute_optimal),
+      "objectives": fit.objectives.as_json() if fit.objectives else None,
+      "seed_spread": fit.seed_spread, "notes": fit.notes,
       "versions": fit_cache.package_versions(),
   }
 
@@ -43,11 +46,47 @@ def write_checkpoints_csv(path, rows) -> None:
   outputs.write_csv(path, CHECKPOINT_COLUMNS, [dict(r, interval="prediction") for r in rows])
 
 
+# Past this many runs a legend covers the plot: runs are coloured by size instead,
+# with a colour bar.
+MAX_LEGEND_RUNS = 12
+
+
+def _plot_order(checkpoints) -> list[str]:
+  """Runs by size, then length, then name: 160m before 1.4b before 12b."""
+  last = {}
+  for r in checkpoints:
+    last[r["run"]] = r
+  return sorted(last, key=lambda run: (last[run]["N"], last[run]["tokens"], run))
+
+
+def _loss_limits(checkpoints) -> tuple[float, float]:
+  """y-limits from measured and predicted losses, not the bands: a band that
+  extrapolates far would otherwise flatten every curve onto the axis."""
+  values = np.array([v for r in checkpoints for v in (r["loss"], r["loss_pred"])
+                     if v is not None and np.isfinite(v)], float)
+  lo, hi = float(values.min()), float(values.max())
+  pad = 0.05 * (hi - lo) or 0.05 * abs(hi) or 0.1
+  return lo - pad, hi + pad
+
+
 def plot_curves(fit: curves.CurveFit, path) -> None:
+  """curves.png: see draw_curves."""
+  fig = draw_curves(fit)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def draw_curves(fit: curves.CurveFit):
   """Each run's measured curve (dots; filled = fitted) and the fitted law (line)."""
   fig, ax = plt.subplots(figsize=(7, 4.5))
-  runs = sorted({r["run"] for r in fit.checkpoints})
-  colors = plt.cm.viridis(np.linspace(0, 0.9, max(len(runs), 1)))
+  runs = _plot_order(fit.checkpoints)
+  sizes = {r["run"]: r["N"] for r in fit.checkpoints}
+  by_size = len(runs) > MAX_LEGEND_RUNS
+  if by_size:
+    norm = matplotlib.colors.LogNorm(min(sizes.values()), max(sizes.values()))
+    colors = [plt.cm.viridis(0.9 * norm(sizes[run])) for run in runs]
+  else:
+    colors = plt.cm.viridis(np.linspace(0, 0.9, max(len(runs), 1)))
   for color, run in zip(colors, runs):
     rows = [r for r in fit.checkpoints if r["run"] == run]
     tokens = np.array([r["tokens"] for r in rows], float)
@@ -61,13 +100,17 @@ def plot_curves(fit: curves.CurveFit, path) -> None:
   ax.set_xscale("log")
   ax.set_xlabel("tokens D")
   ax.set_ylabel(f"loss ({fit.val_set})")
+  if fit.checkpoints:
+    ax.set_ylim(*_loss_limits(fit.checkpoints))
   ax.set_title("Curve fit: filled = fitted checkpoints, hollow = held out; band = "
                f"{fit.level:.0%} prediction interval", fontsize=9)
-  if runs:
+  if by_size:
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=plt.cm.viridis), ax=ax)
+    bar.set_label(f"parameters N ({len(runs)} runs)")
+  elif runs:
     ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  return fig
 
 
 def _pct(v) -> str:
@@ -87,6 +130,49 @@ def _coverage_lines(fit: curves.CurveFit) -> list[str]:
   return lines
 
 
+def aggregate(fit: curves.CurveFit) -> dict | None:
+  """All targets of the main fit in one line: mean ARE, mean final relative error,
+  and how many final checkpoints fell inside their prediction intervals."""
+  main = next(iter(fit.fits), None)
+  rows = [t for t in fit.targets if t["fit"] == main]
+  if not rows:
+    return None
+  names = {t["run"] for t in rows}
+  last = {}
+  for r in fit.checkpoints:
+    if r["run"] in names:
+      last[r["run"]] = r
+  inside = sum(r["loss_lo"] <= r["loss"] <= r["loss_hi"] for r in last.values())
+  return {"fit": main, "targets": len(rows),
+          "mean_are": float(np.mean([t["are"] for t in rows])),
+          "mean_final_rel_err": float(np.mean([t["final_rel_err"] for t in rows])),
+          "final_inside_prediction_interval": int(inside)}
+
+
+def _aggregate_line(fit: curves.CurveFit) -> list[str]:
+  agg = aggregate(fit)
+  if agg is None:
+    return []
+  return [f"**All {agg['targets']} targets ({agg['fit']} fit): mean ARE "
+          f"{_pct(agg['mean_are'])}, mean final relative error "
+          f"{_pct(agg['mean_final_rel_err'])}; {agg['final_inside_prediction_interval']} "
+          f"of {agg['targets']} final checkpoints inside their {fit.level:.0%} "
+          f"prediction intervals.**", ""]
+
+
+def _compute_optimal_lines(fit: curves.CurveFit) -> list[str]:
+  co = fit.compute_optimal
+  if co is None:
+    return []
+  triple = lambda t, fmt: f"{fmt(t[0])} [{fmt(t[1])}, {fmt(t[2])}]"  # noqa: E731
+  return [f"Compute-optimal at C = {co.flops:.3g} FLOPs (study.budget_flops; default "
+          f"the largest target's), from the {next(iter(fit.fits))} fit with "
+          f"{fit.level:.0%} intervals from its replicates: N* = "
+          f"{triple(co.params, summary.format_count)}, D* = "
+          f"{triple(co.tokens, summary.format_count)} tokens, D/N = "
+          f"{triple(co.multiplier, lambda v: f'{v:.3g}')}.", ""]
+
+
 def render(fit: curves.CurveFit, context: dict) -> str:
   pct = f"{fit.level:.0%}"
   lines = [f"# Curve fit: {context.get('workdir', '')}", ""]
@@ -103,21 +189,29 @@ def render(fit: curves.CurveFit, context: dict) -> str:
     lines.append(f"| {outputs.markdown_cell(t['run'])} | {t['N']:.3g} | {t['fit']} | {t['late_checkpoints']} | "
                  f"{_pct(t['are'])} [{_pct(t['are_lo'])}, {_pct(t['are_hi'])}] | "
                  f"{_pct(t['final_rel_err'])} |")
-  lines += [""] + _coverage_lines(fit) + ["", "## Laws", ""]
+  lines += [""] + _aggregate_line(fit) + _coverage_lines(fit) + ["", "## Laws", ""]
   for label, f in fit.fits.items():
-    lines += [f"### {label}: {fit.law.formula}", "", f.how + ".", "",
-              f"| parameter | value | {pct} interval |", "|---|---|---|"]
+    converged = ("" if f.result is None or f.result.converged else
+                 " **The solver did not converge** (see Warnings).")
+    lines += [f"### {label}: {fit.law.formula}", "", f.how + "." + converged, "",
+              f"| parameter | value | {pct} interval | standard error |",
+              "|---|---|---|---|"]
     for name, p in f.param_intervals(fit.level).items():
-      lines.append(f"| {name} | {p['value']:.4g} | [{p['lo']:.4g}, {p['hi']:.4g}] |")
+      lines.append(f"| {name} | {p['value']:.4g} | [{p['lo']:.4g}, {p['hi']:.4g}] | "
+                   f"{p['se']:.3g} |")
     lines += ["", f"{f.replicates.method} bootstrap over runs: {f.replicates.num_valid} "
-              f"of {len(f.replicates.valid)} resamples identify the law.", ""]
+              f"of {len(f.replicates.valid)} resamples identify the law; standard "
+              f"errors are their standard deviations.", ""]
+  lines += _compute_optimal_lines(fit)
+  lines += summary.objectives_section(fit.objectives, f"{next(iter(fit.fits), '')} fit")
   if fit.seed_spread:
     lines += ["## Seeds", "", "| runs (dataset, model, N, tokens) | seeds | final loss mean "
               "| seed-to-seed sd |", "|---|---|---|---|"]
     lines += [f"| {outputs.markdown_cell(s['cluster'])} | {s['seeds']} | {s['final_loss_mean']:.4f} | "
               f"{s['final_loss_sd']:.4f} |" for s in fit.seed_spread]
     lines.append("")
-  lines += ["Files: fit.json, predictions.csv (one row per checkpoint), curves.png.", ""]
+  lines += ["Files: fit.json, predictions.csv (one row per checkpoint), curves.png, "
+            "replicates.npz (each fit's bootstrap replicates).", ""]
   return "\n".join(lines)
 
 
@@ -126,6 +220,10 @@ def write(fit: curves.CurveFit, stage: pathlib.Path, context: dict) -> None:
       fit, {k: context[k] for k in ("workdir", "source") if k in context}))
   write_checkpoints_csv(stage / "predictions.csv", fit.checkpoints)
   plot_curves(fit, stage / "curves.png")
+  outputs.write_replicates(stage / outputs.REPLICATES_FILENAME, {
+      label: (fit.law.param_names, f.params,
+              np.where(f.replicates.valid[:, None], f.replicates.params, np.nan))
+      for label, f in fit.fits.items()})
   (stage / "summary.md").write_text(render(fit, context), encoding="utf-8")
 
 
@@ -135,7 +233,10 @@ def console_lines(fit: curves.CurveFit) -> list[str]:
     params = ", ".join(f"{n}={v['value']:.4g} [{v['lo']:.4g}, {v['hi']:.4g}]"
                        for n, v in f.param_intervals(fit.level).items())
     lines.append(f"{label}: {params}")
-  for t in fit.targets:
+  shown = fit.targets if len(fit.targets) <= MAX_LEGEND_RUNS else []
+  for t in shown:
     lines.append(f"target {t['run']} ({t['fit']}): ARE {_pct(t['are'])} "
                  f"[{_pct(t['are_lo'])}, {_pct(t['are_hi'])}], final {_pct(t['final_rel_err'])}")
+  lines += [line.strip("*") for line in _aggregate_line(fit)[:1]]
+  lines += _compute_optimal_lines(fit)[:1]
   return lines

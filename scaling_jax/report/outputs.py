@@ -10,6 +10,8 @@ import json
 import math
 import pathlib
 
+import numpy as np
+
 from scaling_jax.fitting import study_fit
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import prediction_interval as pi_lib
@@ -86,12 +88,36 @@ def fit_summary(study: study_fit.StudyFit, extra: dict) -> dict:
       "error_law": _law_summary(study.error, study.level) if study.error else None,
       "solver": _solver_summary(study.loss.result.settings, study.loss.result.starts),
       "targets": study.targets,
-      "compute_optimal": {"flops": co.flops,
-                          **{k: dict(zip(("value", "lo", "hi"), getattr(co, k)))
-                             for k in ("multiplier", "params", "tokens")}},
+      "compute_optimal": compute_optimal_summary(co),
+      "objectives": study.objectives.as_json() if study.objectives else None,
       "versions": fit_cache.package_versions(),
   }
   return summary
+
+
+def compute_optimal_summary(co) -> dict | None:
+  """fit.json's compute_optimal: flops, and value/lo/hi of M* (D/N), N* and D*."""
+  if co is None:
+    return None
+  return {"flops": co.flops, **{k: dict(zip(("value", "lo", "hi"), getattr(co, k)))
+                                for k in ("multiplier", "params", "tokens")}}
+
+
+REPLICATES_FILENAME = "replicates.npz"
+
+
+def write_replicates(path, laws: dict) -> None:
+  """replicates.npz: per law `label`, `<label>/params` [P] (the point fit),
+  `<label>/replicates` [B, P] (NaN: a resample that failed) and
+  `<label>/param_names`, so standard errors, covariances or any function of the
+  parameters can be recomputed (np.load(path)['loss/replicates'])."""
+  arrays = {}
+  for label, (names, params, replicates) in laws.items():
+    arrays[f"{label}/param_names"] = np.array(names)
+    arrays[f"{label}/params"] = np.asarray(params, float)
+    arrays[f"{label}/replicates"] = np.asarray(replicates, float)
+  with open(path, "wb") as f:
+    np.savez(f, **arrays)
 
 
 def _plain(value):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from scaling_jax.fitting import objectives as objectives_lib
 from scaling_jax.fitting import study_fit
 from scaling_jax.laws import prediction_interval as pi_lib
 from scaling_jax.report import caveats as caveats_lib
@@ -158,15 +159,46 @@ def _backtest_section(study: study_fit.StudyFit) -> list[str]:
   return lines
 
 
+def objectives_section(comparison, what: str) -> list[str]:
+  """Both objectives' laws side by side where they differ materially; else a line."""
+  if comparison is None:
+    return []
+  used, other = (objectives_lib.LABELS[k] for k in (comparison.used, comparison.other))
+  if comparison.skipped:
+    return [f"Objective: {used} (study.fit.loss); not compared with {other}: "
+            f"{comparison.skipped}.", ""]
+  if comparison.failure:
+    return [f"Objective: {used} (study.fit.loss); the {other} refit failed: "
+            f"{comparison.failure}", ""]
+  if not comparison.material:
+    return [f"Objective: {used} (study.fit.loss). Refitted by {other}, the "
+            f"{what}'s exponents and target predictions stay inside this fit's "
+            f"intervals.", ""]
+  return (["## Objectives", "",
+           f"The {what} fitted by {other} differs by more than this fit's own "
+           f"uncertainty: {'; '.join(comparison.differences)} (other vs used "
+           f"[used interval]). Its parameters"
+           + ("" if comparison.converged else " (the solver did not converge)") + ":", "",
+           "| parameter | " + " | ".join(comparison.params) + " |",
+           "|---|" + "---|" * len(comparison.params),
+           "| " + other + " | " + " | ".join(f"{v:.4g}" for v in comparison.params.values())
+           + " |", "",
+           "Least squares follows every run, outliers included; Huber on log "
+           "residuals (Chinchilla's fit) stops a few stray runs from dragging the law. "
+           "Pick with --config.study.fit.loss=squares|huber.", ""])
+
+
 def _law_section(title: str, law_fit: study_fit.LawFit | None, level: float,
                  why_not: str = "") -> list[str]:
   if law_fit is None:
     return [f"### {title}", "", f"Not fitted ({why_not or 'no downstream tasks'}).", ""]
   boot = law_fit.boot
   lines = [f"### {title}: {law_fit.result.law.formula}", "",
-           f"| parameter | value | {level:.0%} interval |", "|---|---|---|"]
+           f"| parameter | value | {level:.0%} interval | standard error |",
+           "|---|---|---|---|"]
   for name, p in law_fit.param_intervals(level).items():
-    lines.append(f"| {name} | {p['value']:.4g} | [{p['lo']:.4g}, {p['hi']:.4g}] |")
+    lines.append(f"| {name} | {p['value']:.4g} | [{p['lo']:.4g}, {p['hi']:.4g}] | "
+                 f"{p['se']:.3g} |")
   converged = ("converged" if law_fit.result.converged else
                "**did not converge** (see Warnings)")
   lines += ["", f"{len(law_fit.runs)} points; fit {converged}; {boot.method} bootstrap, "
@@ -272,12 +304,17 @@ def render(study: study_fit.StudyFit, context: dict, extra: list[str] = ()) -> s
                         study.task_rule)
   lines += [f"Compute-optimal at C = {co.flops:.3g} FLOPs: M* = {co.multiplier[0]:.3g} "
             f"[{co.multiplier[1]:.3g}, {co.multiplier[2]:.3g}], N* = "
-            f"{format_count(co.params[0])}, D* = {format_count(co.tokens[0])} tokens.", ""]
+            f"{format_count(co.params[0])}, D* = {format_count(co.tokens[0])} tokens. "
+            f"Eq. 4 takes Eq. 3's two exponents as equal, which fixes M* for every "
+            f"budget and narrows its interval; an Eq. 3 fit (configs/curves.py) lets "
+            f"them differ.", ""]
+  lines += objectives_section(study.objectives, "loss law")
   lines += list(extra)
   lines += _backtest_section(study)
   lines += _checkpoint_section(study)
   lines += _design_section(study, context)
   lines += ["Files: fit.json (laws, intervals, influences), predictions.csv (every run), "
+            "replicates.npz (each law's bootstrap replicates), "
             "loss_vs_compute.png, error_vs_loss.png, predicted_vs_measured.png, "
             "relative_error_heatmap.png.", ""]
   return "\n".join(lines)

@@ -3,8 +3,10 @@
 
   runs = csv_logs.load("olmo.csv", csv_cfg)   # Runs: rows, no task baselines, notes
 
-Each kept row becomes one runs-table row: run, N, tokens, step, flops (6 N D unless a
-flops column is mapped), loss/<eval_set>, model (the family column, else the run's
+Each kept row becomes one runs-table row: run (with no run column, one run per row,
+named by size and tokens), N, tokens (mapped, or steps x tokens_per_step, or a FLOPs
+column / (6 N), the usual published table of (N, C, loss)), step, flops (6 N D unless
+a flops column is mapped), loss/<eval_set>, model (the family column, else the run's
 size label), seed and dataset where known, source 'FILE:LINE', final on each run's
 last kept checkpoint (a filter that cuts a run short ends it early), and M = the
 run's last tokens / N to 6 significant figures on every row (the table's M is the
@@ -145,6 +147,8 @@ _TWO_RUNS = ("two runs under one name? name runs by more columns "
 
 
 def _run_name(record: _Record, mapping: _Mapping, path) -> str:
+  if not mapping.run_from and not mapping.columns["run"]:
+    return ""  # a row per run: _row names it by its size and tokens
   columns = mapping.run_from or (mapping.columns["run"],)
   values = [record.cells.get(c, "") for c in columns]
   for column, value in zip(columns, values):
@@ -161,7 +165,7 @@ def _check_losses_present(records, mapping: _Mapping, path) -> None:
   column = mapping.columns["loss"]
   empty = [r for r in records if not r.cells.get(column, "")]
   if empty:
-    runs = sorted({_run_name(r, mapping, path) for r in empty})
+    runs = sorted({_run_name(r, mapping, path) or f"line {r.line}" for r in empty})
     raise RunsError(
         f"{path}:{empty[0].line}: column {column!r} (loss) is empty; it is empty in "
         f"{len(empty)} of {len(records)} rows, of run(s) {runs[:10]}: drop them with the "
@@ -239,7 +243,7 @@ def _row(record: _Record, mapping: _Mapping, path) -> dict:
   """The record as a runs-table row, less M, final and (without a step column) step."""
   columns = mapping.columns
   run = _run_name(record, mapping, path)
-  where = f"{path}:{record.line} (run {run!r})"
+  where = f"{path}:{record.line}" + (f" (run {run!r})" if run else "")
   n, label = _params(record, mapping, where)
   step = None
   if columns["step"]:
@@ -248,8 +252,15 @@ def _row(record: _Record, mapping: _Mapping, path) -> dict:
       raise RunsError(f"{where}: column {columns['step']!r} (step) is "
                       f"{record.cells[columns['step']]!r}, not a whole number")
     step = round(step)
-  tokens = (step * mapping.tokens_per_step if mapping.tokens_per_step else
-            _count(record, columns["tokens"], where, "tokens"))
+  flops = _count(record, columns["flops"], where, "flops") if columns["flops"] else None
+  if mapping.tokens_per_step:
+    tokens = step * mapping.tokens_per_step
+  elif mapping.flops_per_param_token:
+    tokens = flops / (mapping.flops_per_param_token * n)
+  else:
+    tokens = _count(record, columns["tokens"], where, "tokens")
+  if not run:  # no run column: one run per row, named so a user can type it
+    run = f"{label}_{_compact(tokens)}tok"
   row = {"run": run, "model": label, "N": n, "tokens": round(tokens), "step": step,
          mapping.loss_key: _loss(record, mapping, where),
          "source": f"{path}:{record.line}"}
@@ -263,8 +274,8 @@ def _row(record: _Record, mapping: _Mapping, path) -> dict:
     row["seed"] = int(row["seed"]) if re.fullmatch(r"[+-]?\d+", row["seed"]) else row["seed"]
   if "dataset" not in row and mapping.dataset:
     row["dataset"] = mapping.dataset
-  if columns["flops"]:
-    row["flops"] = _count(record, columns["flops"], where, "flops")
+  if flops is not None:
+    row["flops"] = flops
   return row
 
 

@@ -41,9 +41,13 @@ def default_csv_config() -> ml_collections.ConfigDict:
       # Our name -> the file's column. run, params and loss are required; tokens may
       # be '' when tokens_per_step derives it; '' = the file has no such column.
       columns=dict(
-          run="run",        # run name (ignored when run_from is set)
+          # run name (ignored when run_from is set); '' for a table of one row per
+          # run: each row is named by its size and tokens, '140M_2.8Btok'
+          run="run",
           params="params",  # parameter count ('2.8B') or a size name (see size_names)
-          tokens="tokens",  # training tokens at the checkpoint
+          # training tokens at the checkpoint; '' derives them from the FLOPs column
+          # (D = C / (flops_per_param_token N)) or from steps (tokens_per_step)
+          tokens="tokens",
           loss="loss",      # mean per-token cross-entropy in nats (see loss_scale)
           family="",        # model label of the design point; '' -> the size label
           seed="",          # seed of the run
@@ -52,6 +56,9 @@ def default_csv_config() -> ml_collections.ConfigDict:
           dataset="",       # training set of the run; '' -> `dataset` below
       ),
       tokens_per_step=0.0,  # > 0: tokens = step x this (needs columns.step, tokens='')
+      # With columns.tokens '' and a flops column: the C / (N D) the column counts, 6
+      # for the usual C = 6 N D (state another where the table's notes do).
+      flops_per_param_token=6.0,
       # Size name -> parameter count, for files that name sizes: "{'base': 248e6}".
       # Consulted before a params cell is read as a count, so it also replaces
       # nominal labels ('7B') by exact counts.
@@ -113,6 +120,7 @@ def _compare(a, op: str, b) -> bool:
 class _Mapping:
   columns: dict  # our name -> the file's column, '' = absent
   tokens_per_step: float
+  flops_per_param_token: float  # > 0: tokens = flops / (this N) (no tokens column)
   size_names: dict  # size name -> parameter count
   filters: tuple
   run_from: tuple
@@ -140,6 +148,13 @@ def _resolve(cfg, header: Sequence[str], path) -> _Mapping:
       raise _missing_column(path, header, column, _FIELD.format("run_from"))
   tokens_per_step = float(get("tokens_per_step"))
   columns = _columns(get("columns"), run_from, tokens_per_step, header, path)
+  flops_per_param_token = 0.0
+  if not columns["tokens"] and not tokens_per_step:  # _columns: the flops column is set
+    flops_per_param_token = float(get("flops_per_param_token"))
+    if not (math.isfinite(flops_per_param_token) and flops_per_param_token > 0):
+      raise RunsError(f"{path}: {_FIELD.format('flops_per_param_token')} is "
+                      f"{flops_per_param_token:g}; tokens come from the FLOPs column "
+                      f"as C / (this x N), so it must be positive (6 for C = 6 N D)")
   loss_scale = float(get("loss_scale"))
   if not (math.isfinite(loss_scale) and loss_scale > 0):
     raise RunsError(f"{path}: {_FIELD.format('loss_scale')} must be positive, got {loss_scale:g}")
@@ -151,6 +166,7 @@ def _resolve(cfg, header: Sequence[str], path) -> _Mapping:
   filters = [filters] if isinstance(filters, str) else list(filters)
   return _Mapping(
       columns=columns, tokens_per_step=tokens_per_step,
+      flops_per_param_token=flops_per_param_token,
       size_names=_size_names(get("size_names"), path),
       filters=tuple(_parse_filter(str(f), header, path) for f in filters),
       run_from=run_from, dataset=str(get("dataset")).strip(),
@@ -168,7 +184,14 @@ def _columns(mapped, run_from, tokens_per_step: float, header, path) -> dict:
     columns[key] = str(value).strip()
   if run_from:
     columns["run"] = ""
-  if not columns["tokens"]:
+  if not columns["tokens"] and not tokens_per_step and columns["flops"]:
+    pass  # tokens = flops / (flops_per_param_token N): _resolve checks the factor
+  elif not columns["tokens"]:
+    if not tokens_per_step:
+      raise RunsError(f"{path}: with no tokens column (columns.tokens ''), tokens come "
+                      f"from a FLOPs column (set {_FIELD.format('columns.flops')}: D = "
+                      f"C / (6 N)) or from steps ({_FIELD.format('tokens_per_step')} > 0 "
+                      f"with columns.step); neither is set")
     if not (math.isfinite(tokens_per_step) and tokens_per_step > 0):
       raise RunsError(f"{path}: {_FIELD.format('tokens_per_step')} is {tokens_per_step:g}; "
                       f"with no tokens column (columns.tokens '') it must be positive")
@@ -179,8 +202,8 @@ def _columns(mapped, run_from, tokens_per_step: float, header, path) -> dict:
     raise RunsError(f"{path}: {_FIELD.format('tokens_per_step')} is {tokens_per_step:g} "
                     f"and columns.tokens is {columns['tokens']!r}: pick one (set "
                     f"--config.runs.csv.columns.tokens='' to derive tokens from steps)")
-  for name in ("run", "params", "loss"):
-    if not columns[name] and not (name == "run" and run_from):
+  for name in ("params", "loss"):
+    if not columns[name]:
       raise RunsError(f"{path}: {_FIELD.format('columns.' + name)} is '' but is required")
   for name, column in columns.items():
     if column and column not in header:
