@@ -21,7 +21,9 @@ Variants (after the colon, comma-separated `key=value` or bare flags):
 Any leaf can be overridden, e.g. `--config.train.global_batch=32`; the launcher
 with `--config.launch.backend=slurm --config.launch.max_parallel=16` (see
 scaling_jax/launch). `config.study` records the fit design and targets as
-'preset@M' names for the report.
+'preset@M' names for the report. The laws are fitted by least squares, the paper's
+objective (`--config.study.fit.loss=huber` for Huber on log residuals; with six or
+more fit runs the report also shows the other objective's law where it differs).
 """
 from scaling_jax import config_lib
 

@@ -10,7 +10,11 @@ c4_original, rpj, rw_original. The default design is the paper's Table 1: Eq. 4 
 four sizes at M = 20 plus the smallest at M = 320, Eq. 5 on those plus the 1.4B
 model at M = 20; targets 1.4B at M = 640 and 6.9B at M = 20. Switch the validation
 set with --config.study.val_set=paloma_c4_en (any loss/<set> in the data) and the
-downstream average with --config.study.downstream=all (46 tasks).
+downstream average with --config.study.downstream=all (46 tasks). The laws are fitted
+by least squares, the paper's objective (--config.study.fit.loss=huber for Huber on
+log residuals); with the paper's five runs no other objective is compared (one
+residual degree of freedom cannot single out an outlier), with six or more the
+report shows the Huber law too where it differs beyond the fit's intervals.
 
 The `replay` variant adds config.study.retrospective (experiments/advisor_retrospective):
 would the run advisor have reached the paper design's accuracy for less compute?

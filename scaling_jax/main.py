@@ -24,6 +24,12 @@ ValueError from inside numpy or jax too; `--traceback` shows it for a refusal to
 A `--config.<field>` override that the sweep replaces in every unit would change
 nothing, so it is refused, naming the field; one the sweep replaces in some units
 applies to the rest, with a warning line naming those it does not reach.
+
+Fit objective: --config.study.fit.loss=auto|squares|huber (Huber on log residuals,
+turning linear past --config.study.fit.huber_delta, default 1e-3). auto: least
+squares for final-point studies, Huber for curve and table fits (measured on
+../shared by benchmarks/objective_choice.py). The other objective is fitted too;
+summary.md shows both laws where they differ by more than the fit's intervals.
 """
 import os
 import sys

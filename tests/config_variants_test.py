@@ -67,6 +67,7 @@ def test_help_lists_each_config_and_variant_from_any_directory(tmp_path):
                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
   assert "Traceback" not in proc.stderr, proc.stderr
   assert proc.returncode == 0, proc.returncode  # asked-for help is no failure
+  assert "--config.study.fit.loss=auto|squares|huber" in proc.stdout
   listing = proc.stdout.split("Configs and their variants", 1)[1]
   listing = listing.split("\nflags:", 1)[0]
   for name in CONFIG_NAMES:

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow  # fits a few hundred runs twice: the full tier
 TRUTH = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)  # Hoffmann et al.
 BUDGETS = (6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 1e21)
 NUM_OUTLIERS = 12
+SIZES_PER_BUDGET = 70  # of which 2 <= D/N <= 500 keeps 231 runs
 
 
 def _loss(n, d):
@@ -31,7 +32,7 @@ def _write_table(path, outliers=NUM_OUTLIERS):
   rng = np.random.default_rng(0)
   rows = []
   for c in BUDGETS:
-    for n in np.geomspace(2e7, 6e9, 40):
+    for n in np.geomspace(2e7, 6e9, SIZES_PER_BUDGET):
       d = c / (6 * n)
       if 2 <= d / n <= 500:
         rows.append([n, c, _loss(n, d) * np.exp(rng.normal(0, 0.005))])
@@ -75,7 +76,7 @@ def test_the_readme_recipe_fits_every_run_but_the_largest_budget(report):
   fit = report["fit"]
   main = fit["fits"]["all checkpoints"]
   targets = {t["run"] for t in fit["targets"]}
-  assert len(targets) == sum(1 for n in np.geomspace(2e7, 6e9, 40)
+  assert len(targets) == sum(1 for n in np.geomspace(2e7, 6e9, SIZES_PER_BUDGET)
                              if 2 <= 1e21 / (6 * n) / n <= 500)
   assert all(re.fullmatch(r"[\d.]+[MB]_[\d.]+[MB]tok", t) for t in targets)
   assert main["num_points"] == report["num_runs"] - len(targets)
@@ -90,19 +91,23 @@ def test_huber_by_default_recovers_the_law_despite_the_outliers(report):
   for name in ("alpha", "beta", "E"):
     p = params[name]
     assert p["lo"] <= TRUTH[name] <= p["hi"], (name, p)
-    assert p["se"] > 0
-    assert p["hi"] - p["lo"] == pytest.approx(2 * 1.96 * p["se"], rel=0.5)
+    assert 0 < p["se"] < p["hi"] - p["lo"]
+  assert abs(params["alpha"]["value"] - TRUTH["alpha"]) < 0.1
 
 
 def test_least_squares_is_dragged_and_the_report_shows_both(report):
   objectives = report["fit"]["objectives"]
   assert objectives["material"] and objectives["other"] == "squares"
-  # The outliers sit at many tokens per parameter of small models: least squares
-  # bends the D term to reach them.
-  assert abs(objectives["other_params"]["beta"] - TRUTH["beta"]) > 0.05
+  # The outliers are the smallest models of the smallest budget: least squares
+  # bends the size term to reach them and under-predicts the largest budget.
+  assert objectives["other_params"]["alpha"] > TRUTH["alpha"] + 0.2
+  targets = [d for d in objectives["differences"] if d.startswith("target ")]
+  assert len(targets) >= len(report["fit"]["targets"]) // 2
   summary = report["summary"]
   assert "## Objectives" in summary and "materially different law" in summary
-  assert "| squares |" in summary
+  assert "| least squares |" in summary
+  warning = next(l for l in summary.splitlines() if "materially different law" in l)
+  assert f"and {len(targets) - 3} more of the targets" in warning  # one readable line
 
 
 def test_compute_optimal_allocation_covers_the_truths(report):

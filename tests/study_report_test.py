@@ -96,7 +96,8 @@ def test_report_files_and_targets(fitted):
   report = workdir / "report"
   assert {p.name for p in report.iterdir() if p.name != fit_cache.FILENAME} == {
       "fit.json", "predictions.csv", "summary.md", "loss_vs_compute.png",
-      "error_vs_loss.png", "predicted_vs_measured.png", "relative_error_heatmap.png"}
+      "error_vs_loss.png", "predicted_vs_measured.png", "relative_error_heatmap.png",
+      "replicates.npz"}
   by_run = {t["run"]: t for t in result.targets}
   assert set(by_run) == {"tiny-4_M20_s0", "tiny-1_M160_s0"}
   for t in result.targets:

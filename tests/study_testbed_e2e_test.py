@@ -1,6 +1,7 @@
 """The testbed study end to end: outputs, intervals, summary.md, nothing written on failure."""
 import csv
 import json
+import numpy as np
 
 import pytest
 
@@ -29,8 +30,19 @@ def test_writes_the_report_with_summary(testbed_dir, tmp_path):
   assert {p.name for p in report.iterdir()} == {
       ".fit_cache.npz", "summary.md", "fit.json", "predictions.csv",
       "loss_vs_compute.png", "error_vs_loss.png", "relative_error_heatmap.png",
-      "predicted_vs_measured.png"}
+      "predicted_vs_measured.png", "replicates.npz"}
   fit = json.loads((report / "fit.json").read_text())
+  # Standard errors: the replicates' sd, and the replicates themselves exported.
+  with np.load(report / "replicates.npz") as npz:
+    for label, law in (("loss", "loss_law"), ("error", "error_law")):
+      names = list(npz[f"{label}/param_names"])
+      np.testing.assert_allclose(
+          np.nanstd(npz[f"{label}/replicates"], axis=0, ddof=1),
+          [fit[law]["params"][n]["se"] for n in names], rtol=1e-9)
+  assert "| parameter | value | 95% interval | standard error |" in (
+      report / "summary.md").read_text()
+  # The paper's 5-run design leaves one residual df: no objective comparison.
+  assert "1 residual degree(s) of freedom" in fit["objectives"]["skipped"]
   for law in ("loss_law", "error_law"):
     for name, p in fit[law]["params"].items():
       assert p["lo"] <= p["value"] <= p["hi"], (law, name, p)

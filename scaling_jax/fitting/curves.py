@@ -400,7 +400,9 @@ def _fit_runs(source_rows, study, fit_names, target_names, borrow: bool,
         {name: {"N": cps[-1]["N"], "D": cps[-1]["tokens"]} for name, cps in targets.items()})
     notes += [n for n in [comparison.note(f"{next(iter(fits))} fit")] if n]
   shown = dict(fit_runs, **targets)
-  budget = float(study.budget_flops) or max(cps[-1]["flops"] for cps in targets.values())
+  budget = float(study.budget_flops) or max(
+      cps[-1].get("flops") or runs_table.training_flops(cps[-1]["N"], cps[-1]["tokens"])
+      for cps in targets.values())
   optimal = predict_lib.allocation(forms.CHINCHILLA, main.params, np.where(
       main.replicates.valid[:, None], main.replicates.params, np.nan), budget, level)
   return CurveFit(

@@ -46,12 +46,20 @@ class Comparison:
   def material(self) -> bool:
     return bool(self.differences)
 
+  def brief(self, shown: int = 3) -> str:
+    """The exponents that differ, and the first `shown` targets (a count of the rest)."""
+    targets = [d for d in self.differences if d.startswith("target ")]
+    kept = [d for d in self.differences if d not in targets] + targets[:shown]
+    more = len(targets) - shown
+    return "; ".join(kept) + (f"; and {more} more of the targets (fit.json)" if more > 0
+                              else "")
+
   def note(self, label: str) -> str | None:
     """A line for the report's warnings, when the objectives disagree."""
     if self.failure or self.skipped or not self.material:
       return None
     return (f"{label}: the {LABELS[self.other]} fit gives a materially different law "
-            f"({'; '.join(self.differences)}), outside this fit's "
+            f"({self.brief()}), outside this fit's "
             f"intervals; both are shown (Objectives). Fitted by {LABELS[self.used]} "
             f"(study.fit.loss); which to trust: README, 'Fitting a published table'")
 
@@ -75,7 +83,10 @@ def compare(result: fit_lib.FitResult, replicate_params: np.ndarray, level: floa
         f"residual degree(s) of freedom: without any one run the law fits the rest "
         f"exactly, so no objective can single out an outlier"))
   try:
+    # From the used fit's parameters alone: the other objective's nearest optimum,
+    # i.e. how far the choice moves this law (and 1 start, not 128: cheap to run).
     refit = fit_lib.fit(result.law, result.x, result.y, weights=result.weights,
+                        starts=result.params[None],
                         settings=law_settings.fit_settings(study, kind, loss=other))
   except fit_lib.FitError as e:
     return Comparison(used, other, None, False, [], failure=str(e))

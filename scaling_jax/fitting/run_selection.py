@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 from scaling_jax.fitting import StudyError
 from scaling_jax.fitting import points as points_lib
 from scaling_jax.runs import csv_mapping
+from scaling_jax.runs import table as runs_table
 
 FIELDS = ("N", "tokens", "flops", "M", "step", "loss")
 OPERATORS = csv_mapping.OPERATORS
@@ -74,8 +75,10 @@ def parse(text: str, field: str) -> list[Condition]:
 
 def _final_values(checkpoints: Sequence[dict], val_set: str) -> dict[str, float]:
   last = checkpoints[-1]
-  return {"N": float(last["N"]), "tokens": float(last["tokens"]),
-          "flops": float(last["flops"]), "M": float(last["M"]), "step": float(last["step"]),
+  n, tokens = float(last["N"]), float(last["tokens"])
+  return {"N": n, "tokens": tokens,
+          "flops": float(last.get("flops") or runs_table.training_flops(n, tokens)),
+          "M": float(last.get("M") or tokens / n), "step": float(last.get("step") or 0),
           "loss": float(points_lib.loss_of(last, val_set))}
 
 

@@ -175,9 +175,9 @@ def objectives_section(comparison, what: str) -> list[str]:
             f"{what}'s exponents and target predictions stay inside this fit's "
             f"intervals.", ""]
   return (["## Objectives", "",
-           f"The {what} fitted by {other} differs by more than this fit's own "
-           f"uncertainty: {'; '.join(comparison.differences)} (other vs used "
-           f"[used interval]). Its parameters"
+           f"The {what} refitted by {other} differs by more than its own "
+           f"uncertainty: {comparison.brief(shown=10)} (other vs used [used "
+           f"interval]). Its parameters"
            + ("" if comparison.converged else " (the solver did not converge)") + ":", "",
            "| parameter | " + " | ".join(comparison.params) + " |",
            "|---|" + "---|" * len(comparison.params),
