@@ -9,7 +9,6 @@ error, at 80% and 95%. Twice: with study.extrapolation='backtest' (the backtest'
 growth pooled with the prior's) and 'prior'. Ends with one line per choice,
 `half-design coverage 95% (<choice>): pooled <x> min <y> max <z>`.
 """
-import argparse
 import os
 import sys
 import time
@@ -69,11 +68,7 @@ def half_design(shared, resamples):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--shared", default=os.path.join(
-      os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
-  parser.add_argument("--resamples", type=int, default=400)
-  args = parser.parse_args()
+  args = real_calibration.real_data_parser(__doc__, 400).parse_args()
   start = time.time()
   half_design(args.shared, args.resamples)
   print(f"wall {time.time() - start:.0f}s")

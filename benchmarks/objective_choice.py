@@ -25,7 +25,6 @@ kind's papers (PAPERS_OBJECTIVE) unless the other lowers the mean error over dat
 sets (each set weighing the same) by more than a tenth, a margin below which the
 ranking flips from one data set to the next.
 """
-import argparse
 import os
 import sys
 import time
@@ -79,7 +78,7 @@ def _contour_config(shared, resamples):
 
 def curves_kind(shared, name, resamples, objective):
   if name == "revisiting_lm":
-    config = real_calibration._curves_config(shared, resamples, 0.95)  # pylint: disable=protected-access
+    config = real_calibration.curves_config(shared, resamples, 0.95)
     config.study.fit.loss = objective
     source = runs_lib.load(config, "/nonexistent")
     sizes = {r["run"]: r["N"] for r in source.rows}
@@ -105,11 +104,7 @@ def curves_kind(shared, name, resamples, objective):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--shared", default=os.path.join(
-      os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
-  parser.add_argument("--resamples", type=int, default=200)
-  args = parser.parse_args()
+  args = real_calibration.real_data_parser(__doc__, 200).parse_args()
   sets = [("final", t, final_kind) for t in real_calibration.TRAIN_SETS] + [
       ("curves", c, curves_kind) for c in ("contour_c4", "revisiting_lm")]
   print("| kind | data set | objective | held-out runs | mean rel. error | median | "

@@ -103,7 +103,7 @@ def measured(scored: list[Scored]) -> list[Scored]:
   return [s for s in scored if not math.isnan(s.value)]
 
 
-def _curves_config(shared, resamples, level):
+def curves_config(shared, resamples, level):
   sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                   "configs"))
   import curves as curves_config  # pylint: disable=import-outside-toplevel
@@ -127,7 +127,7 @@ def score_curves(shared, resamples, level) -> list[Scored]:
   """Fit the smaller sizes' curves, score the largest size's late checkpoints (the
   last study.curves.late_fraction of its tokens)."""
   from scaling_jax.fitting import curves  # pylint: disable=import-outside-toplevel
-  config = _curves_config(shared, resamples, level)
+  config = curves_config(shared, resamples, level)
   source = runs_lib.load(config, "/nonexistent")
   sizes = {r["run"]: r["N"] for r in source.rows}
   names = sorted(sizes, key=sizes.get)
@@ -321,11 +321,17 @@ def _scored_with(shared, train, resamples, level, prior):
     pi_lib.LOSS_PRIOR = shipped
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def real_data_parser(doc: str, resamples: int) -> argparse.ArgumentParser:
+  """The flags of every benchmark on ../shared's real data: --shared, --resamples."""
+  parser = argparse.ArgumentParser(description=doc.split("\n")[0])
   parser.add_argument("--shared", default=os.path.join(
       os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
-  parser.add_argument("--resamples", type=int, default=400)
+  parser.add_argument("--resamples", type=int, default=resamples)
+  return parser
+
+
+def main():
+  parser = real_data_parser(__doc__, 400)
   parser.add_argument("--measure_prior", action="store_true")
   args = parser.parse_args()
   start = time.time()

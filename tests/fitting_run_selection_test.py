@@ -86,3 +86,12 @@ def test_any_selection_field_asks_for_a_curve_fit_and_needs_targets():
   study.curves.targets_where = "N >> 1"
   with pytest.raises(fitting.StudyError, match=r"study.curves.targets_where"):
     curves.check(study)
+
+
+def test_a_named_target_not_in_the_table_is_refused_before_any_fit():
+  rows = [dict(r, run=name) for name, checkpoints in RUNS.items() for r in checkpoints]
+  study = fitting_settings.default_study_config()
+  study.curves.targets = "e,nope"
+  with pytest.raises(fitting.StudyError, match=r"'study.curves.targets' names run\(s\) "
+                                               r"\['nope'\] that are not in the runs table"):
+    curves.fit(rows, {}, study)

@@ -339,20 +339,17 @@ def fit(source_rows, task_baselines, study) -> CurveFit:
   """Curve fits of config.study.curves (see the module docstring)."""
   del task_baselines  # no downstream law on curves yet
   runs = _by_run(points_lib.of_dataset(source_rows, study.dataset))
-  _chosen(runs, points_lib.names(study.curves.targets), "targets")
   fit_names, target_names = run_selection.select(runs, study.curves, study.val_set)
-  return _fit_runs(source_rows, study, fit_names, target_names,
-                   borrow=bool(study.curves.borrow))
+  return _fit_runs(runs, study, fit_names, target_names, borrow=bool(study.curves.borrow))
 
 
-def _fit_runs(source_rows, study, fit_names, target_names, borrow: bool,
+def _fit_runs(runs_by_name, study, fit_names, target_names, borrow: bool,
               kind: str = "curves") -> CurveFit:
-  """Eq. 3 on every checkpoint of the runs `fit_names`, predicting `target_names`;
+  """Eq. 3 on every checkpoint of the runs `fit_names` of `runs_by_name` (_by_run of
+  the study's dataset), predicting `target_names`;
   parameters are borrowed (study.curves.borrow*) when `borrow`. `kind` picks the
   'auto' objective; 'final' (a final-point study's comparison fit) fits by the
   study's own objective and skips the objective comparison."""
-  rows = points_lib.of_dataset(source_rows, study.dataset)
-  runs_by_name = _by_run(rows)
   fit_runs = _chosen(runs_by_name, fit_names, "fit_runs")
   targets = _chosen(runs_by_name, target_names, "targets")
   notes, fits = [], {}
@@ -403,8 +400,9 @@ def _fit_runs(source_rows, study, fit_names, target_names, borrow: bool,
   budget = float(study.budget_flops) or max(
       cps[-1].get("flops") or runs_table.training_flops(cps[-1]["N"], cps[-1]["tokens"])
       for cps in targets.values())
-  optimal = predict_lib.allocation(forms.CHINCHILLA, main.params, np.where(
-      main.replicates.valid[:, None], main.replicates.params, np.nan), budget, level)
+  # (Invalid replicates are NaN rows already, which the interval leaves out.)
+  optimal = predict_lib.allocation(forms.CHINCHILLA, main.params, main.replicates.params,
+                                   budget, level)
   return CurveFit(
       law=forms.CHINCHILLA, level=level, val_set=study.val_set, fits=fits,
       checkpoints=_checkpoint_rows(shown, fit_runs, main, study, level),
@@ -433,6 +431,6 @@ def beside_final(source_rows, study, loss_design, targets) -> tuple["CurveFit | 
   if not target_runs:
     return None, "no measured target to compare on"
   try:
-    return _fit_runs(rows, study, fit_runs, target_runs, borrow=False, kind="final"), ""
+    return _fit_runs(by_run, study, fit_runs, target_runs, borrow=False, kind="final"), ""
   except StudyError as e:
     return None, str(e)

@@ -221,8 +221,7 @@ def write(fit: curves.CurveFit, stage: pathlib.Path, context: dict) -> None:
   write_checkpoints_csv(stage / "predictions.csv", fit.checkpoints)
   plot_curves(fit, stage / "curves.png")
   outputs.write_replicates(stage / outputs.REPLICATES_FILENAME, {
-      label: (fit.law.param_names, f.params,
-              np.where(f.replicates.valid[:, None], f.replicates.params, np.nan))
+      label: (fit.law.param_names, f.params, f.replicates.params)  # invalid rows: NaN
       for label, f in fit.fits.items()})
   (stage / "summary.md").write_text(render(fit, context), encoding="utf-8")
 
