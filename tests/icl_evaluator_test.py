@@ -49,7 +49,12 @@ def test_embedded_suite_end_to_end():
   assert ev.name == "icl"
   assert set(ev.random_baselines) == set(generators.TASKS)
   shapes = []
-  results = dict(ev.evaluate(uniform_logits_fn(shapes)))
+  yielded = dict(ev.evaluate(uniform_logits_fn(shapes)))
+  results = {k: v for k, v in yielded.items() if k.startswith("acc/")}
+  # Each accuracy comes with the count it was scored on (its evaluation noise).
+  counts = {t.name: t.num_examples for t in ev.tasks}
+  assert {k: v for k, v in yielded.items() if not k.startswith("acc/")} == {
+      f"acc_n/{k[len('acc/'):]}": counts[k[len("acc/"):]] for k in results}
   shapes_first = list(shapes)
   assert set(shapes) == {(12, 64)}  # batch 10 rounded up to a multiple of 4
   assert ev.forward_tokens == ev.num_rows * 64 and len(shapes) == -(-ev.num_rows // 12)
@@ -62,7 +67,7 @@ def test_embedded_suite_end_to_end():
     if name in ("acc/bracket_closing", "acc/word_completion", "acc/repeat_identifier"):
       assert value == 0.0  # uniform logits: the argmax is token 0, never the text
   # A second call scores the same fixed-shape batches (nothing recompiles).
-  assert dict(ev.evaluate(uniform_logits_fn(shapes))) == results
+  assert dict(ev.evaluate(uniform_logits_fn(shapes))) == yielded
   assert shapes[len(shapes_first):] == shapes_first
   mean = np.mean(list(results.values()))
   assert evaluator.mean_accuracy(results.items()) == pytest.approx(mean)
@@ -96,7 +101,7 @@ def test_bad_tasks_are_reported_and_skipped(tmp_path, caplog):
   assert "does not fit seq_len 32" in ev.failures["long"]
   assert "ICL task 'bad' skipped" in caplog.text
   results = list(ev.evaluate(uniform_logits_fn([])))
-  assert [k for k, _ in results] == ["acc/good"]
+  assert results == [("acc/good", results[0][1]), ("acc_n/good", 4)]
 
 
 def test_task_selection_and_unknown_names():
@@ -133,7 +138,7 @@ def test_tasks_too_long_for_the_model_are_skipped_not_fatal(caplog):
   shapes = []
   logits_fn = uniform_logits_fn(shapes)
   logits_fn.seq_len = 4  # too short for most answers, long enough for a few
-  scored = {k[len("acc/"):] for k in dict(ev.evaluate(logits_fn))}
+  scored = {k[len("acc/"):] for k in dict(ev.evaluate(logits_fn)) if k.startswith("acc/")}
   skipped = {k for k, m in ev.failures.items() if "model seq_len 4" in m}
   assert scored and skipped and not scored & skipped
   assert scored | skipped == {t.name for t in ev.tasks}

@@ -104,13 +104,18 @@ def _fit_only(law, x, y, runs, study) -> fit_lib.FitResult:
     raise StudyError(f"fitting {law.formula} on runs {runs}: {e}") from None
 
 
-def _run_noise(result: fit_lib.FitResult) -> pi_lib.RunNoise:
+def _run_noise(result: fit_lib.FitResult, eval_floor: float | None = None
+               ) -> pi_lib.RunNoise:
   """One run's noise about the law: the fit's residual scale pooled with the prior
-  (relative for a loss law, in error-rate units for the error law)."""
+  (relative for a loss law, in error-rate units for the error law). The error law's
+  is floored at `eval_floor`, its runs' evaluation noise: the prior was measured on
+  task suites of thousands of examples, and a small suite's own binomial noise can
+  be several times larger."""
   fitted = result.predict(result.x)
   if result.law is forms.DOWNSTREAM:
     sigma, df = pi_lib.absolute_residual_scale(result.y, fitted, result.law.num_params)
-    return pi_lib.pooled_noise(sigma, df, pi_lib.ERROR_PRIOR, "the error law's residuals")
+    noise = pi_lib.pooled_noise(sigma, df, pi_lib.ERROR_PRIOR, "the error law's residuals")
+    return pi_lib.with_eval_floor(noise, eval_floor)
   sigma, df = pi_lib.relative_residual_scale(result.y, fitted, result.law.num_params)
   return pi_lib.pooled_noise(sigma, df, pi_lib.LOSS_PRIOR,
                              "the loss law's relative residuals")
@@ -127,8 +132,9 @@ def _run_boot(result, noise: pi_lib.RunNoise, resampling) -> bootstrap_lib.Boots
                                  seed=resampling.seed, noise=scale)
 
 
-def _fit_law(law, x, y, runs, study, method, noise_of=None) -> LawFit:
-  """Fit and bootstrap; noise_of(result) gives the bootstrap's NoiseScale (or None)."""
+def _fit_law(law, x, y, runs, study, method, noise_of=None, eval_floor=None) -> LawFit:
+  """Fit and bootstrap; noise_of(result) gives the bootstrap's NoiseScale (or None);
+  `eval_floor`: the error law's evaluation noise (_run_noise)."""
   result = _fit_only(law, x, y, runs, study)
   resampling = law_settings.bootstrap_settings(study)
   try:
@@ -136,7 +142,7 @@ def _fit_law(law, x, y, runs, study, method, noise_of=None) -> LawFit:
     boot = bootstrap_lib.bootstrap(result, method=method,
                                    num_resamples=resampling.num_resamples,
                                    seed=resampling.seed, noise=noise)
-    run_noise = _run_noise(result)
+    run_noise = _run_noise(result, eval_floor)
     run_boot = _run_boot(result, run_noise, resampling)
     backtest = (None if result.law is forms.DOWNSTREAM else
                 backtest_lib.leave_future_out(result, runs, run_noise.sigma,
@@ -158,6 +164,13 @@ def _eval_sigma(rows, val_set, ci_column):
     raise StudyError(f"study.bootstrap.noise='eval' / eval_floor need column {key!r} "
                      f"(the runs' recorded loss intervals); missing in {missing}")
   return np.array([r[key] for r in rows]) / 1.96
+
+
+def _error_eval_floor(rows, tasks) -> float | None:
+  """The median evaluation noise of the error-law runs' task averages (None where a
+  run lacks its tasks' example counts)."""
+  sds = [task_subset.error_eval_sd(r, tasks) for r in rows]
+  return None if not sds or None in sds else float(np.median(sds))
 
 
 def _seed_groups(rows, chosen, value) -> list[list[float]]:
@@ -314,7 +327,8 @@ def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
                      study, boot_cfg.method,
                      _noise_of(study, rows, source_rows, forms.DOWNSTREAM, err_design,
                                err_rows, _with_err(err_xy, tasks),
-                               lambda r: task_subset.average_error(r, tasks), False))
+                               lambda r: task_subset.average_error(r, tasks), False),
+                     _error_eval_floor(err_rows, tasks))
   target_rows = [points_lib.target_row(spec, points) for spec in targets]
   level = boot_cfg.level
   predicted_targets = predictions_lib.predict_targets(target_rows, val_set, loss, error,

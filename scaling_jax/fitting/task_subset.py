@@ -120,6 +120,20 @@ def average_error(row: dict, tasks: Iterable[str]) -> float:
   return float(np.mean([1.0 - row[runs_table.ACC_PREFIX + t] for t in tasks]))
 
 
+def error_eval_sd(row: dict, tasks: Iterable[str]) -> float | None:
+  """The evaluation noise of `average_error(row, tasks)`: the binomial sd of each
+  task's accuracy on its acc_n/<task> examples, averaged over the tasks,
+  sqrt(sum_t a_t (1 - a_t) / n_t) / T. None when some task's count is not recorded
+  (released tables carry accuracies only)."""
+  tasks = list(tasks)
+  counts = [row.get(runs_table.ACC_COUNT_PREFIX + t) for t in tasks]
+  if not tasks or any(not n for n in counts):
+    return None
+  accs = np.array([row[runs_table.ACC_PREFIX + t] for t in tasks], np.float64)
+  variance = np.sum(accs * (1.0 - accs) / np.asarray(counts, np.float64))
+  return float(np.sqrt(variance) / len(tasks))
+
+
 DOWNSTREAM_RULES = ("subset", "all", "none")
 TASK_POOLS = ("err_design", "source")
 

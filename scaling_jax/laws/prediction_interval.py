@@ -103,6 +103,16 @@ def pooled_noise(residual_sigma: float, residual_df: float, prior: Prior,
                                     f"{prior.run_noise:.3g} ({prior.run_noise_df:g} df)")
 
 
+def with_eval_floor(noise: RunNoise, floor: float | None) -> RunNoise:
+  """`noise` raised to `floor` (a known evaluation noise) where it is smaller: no run
+  lands closer to the law than its own finite evaluation allows."""
+  if floor is None or not np.isfinite(floor) or floor <= noise.sigma:
+    return noise
+  return RunNoise(float(floor), noise.df,
+                  f"the evaluation noise of the recorded task sizes, {floor:.3g}, as a "
+                  f"floor over {noise.source}")
+
+
 def relative_residual_scale(y, fitted, num_params: int) -> tuple[float, int]:
   """sqrt(sum log(y / y_hat)^2 / (n - p)) and n - p (0 when n <= p). A fit that
   reaches zero or below somewhere (a broken law, flagged elsewhere) has no log

@@ -116,7 +116,10 @@ def _targets_section(study: study_fit.StudyFit) -> list[str]:
             f"{pi_lib.LOSS_PRIOR.source}: loss {pi_lib.LOSS_PRIOR.line().split(';')[0]}; "
             f"the loss law's run noise here is {study.loss.run_noise.sigma:.3g} "
             f"({study.loss.run_noise.source}), its extrapolation error "
-            f"{_growth_text(study.loss)}. benchmarks/real_calibration.py measures "
+            f"{_growth_text(study.loss)}"
+            + (f"; the error law's is {study.error.run_noise.sigma:.3g} "
+               f"({study.error.run_noise.source})" if study.error else "")
+            + ". benchmarks/real_calibration.py measures "
             f"their coverage on real held-out runs, benchmarks/calibration.py the mean "
             f"kind's on simulated designs.", ""]
   return lines

@@ -46,6 +46,8 @@ RECORDS_FILENAME = "records.jsonl"
 LOSS_PREFIX = "loss/"
 LOSS_CI_PREFIX = "loss_ci/"
 ACC_PREFIX = "acc/"
+# How many examples each accuracy was scored on: its evaluation noise (binomial).
+ACC_COUNT_PREFIX = "acc_n/"
 DIVERGED_COLUMN = "diverged"
 
 
@@ -81,6 +83,10 @@ def validate_row(row: dict, where: str = "row") -> None:
         hint = " (a percentage? divide by 100)" if 1 < value <= 100 else ""
         raise RecordsError(f"{where}: accuracy {key!r} must lie in [0, 1], got "
                            f"{value!r}{hint}")
+    if key.startswith(ACC_COUNT_PREFIX) and value is not None:
+      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RecordsError(f"{where}: example count {key!r} must be a positive whole "
+                           f"number, got {value!r}")
 
 
 def append_rows(path: str | os.PathLike, rows: Sequence[dict]) -> None:

@@ -23,7 +23,8 @@ eval_cfg fields (a dict or ConfigDict; all optional):
 Everything is built and tokenised once, when the evaluator is made; a task that
 fails to load (missing file, malformed line, answer longer than seq_len) is logged
 and skipped, and the others are still scored. `evaluate` yields ("acc/<task>",
-accuracy) for each task, in the order of the suite.
+accuracy) and ("acc_n/<task>", examples scored) for each task, in the order of the
+suite; the count is what makes an accuracy's evaluation noise known to the fit.
 """
 from __future__ import annotations
 
@@ -97,8 +98,11 @@ class IclEvaluator:
     results = scoring.evaluate_tasks(self._tasks_that_fit(seq_len), logits_fn,
                                      seq_len=seq_len, batch_size=self.batch_size,
                                      pad_id=self.pad_id)
+    counts = {task.name: task.num_examples for task in self.tasks}
     for name, accuracy in results.items():
       yield f"acc/{name}", accuracy
+      # The count makes the accuracy's own evaluation noise known downstream.
+      yield f"acc_n/{name}", counts[name]
 
 
 def _subset(num_examples: int, limit: int | None, key: str) -> list[int] | None:
