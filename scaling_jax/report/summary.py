@@ -117,12 +117,17 @@ def _targets_section(study: study_fit.StudyFit) -> list[str]:
             f"the loss law's run noise here is {study.loss.run_noise.sigma:.3g} "
             f"({study.loss.run_noise.source}), its extrapolation error "
             f"{_growth_text(study.loss)}"
-            + (f"; the error law's is {study.error.run_noise.sigma:.3g} "
-               f"({study.error.run_noise.source})" if study.error else "")
+            + _error_noise_text(getattr(study, "error", None))
             + ". benchmarks/real_calibration.py measures "
             f"their coverage on real held-out runs, benchmarks/calibration.py the mean "
             f"kind's on simulated designs.", ""]
   return lines
+
+
+def _error_noise_text(error: study_fit.LawFit | None) -> str:
+  if error is None:
+    return ""
+  return f"; the error law's is {error.run_noise.sigma:.3g} ({error.run_noise.source})"
 
 
 def _growth_text(law_fit: study_fit.LawFit) -> str:
