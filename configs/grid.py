@@ -12,6 +12,16 @@ Variants (after the colon, comma-separated `key=value` or bare flags):
            at least 4x the compute (6 N D) of the largest fit run, as in the paper.
   smoke    six tiny runs (five to fit, one target) for tests, about 2 minutes on 2 cores.
   paper    the paper's 104-model testbed for GPU/TPU clusters (see paper_sweep).
+  ladder   the default study's sizes as warmup-stable-decay ladders
+           (scaling_jax/ladder.py): per size one trunk at its largest M
+           (LADDER_FIT) and a cooldown branch at each smaller M: 19 fit points
+           for 3.1e12 FLOPs (the default's five cost 2.2e12); the same two
+           targets, trained alone with the WSD schedule. Measured once in
+           experiments/ladder_main_job: Eq. 4 misfits these runs (both targets
+           21% off), so it is not the default.
+           With paper: the paper's 104 design points as ladders (a trunk per
+           dataset and size at its largest M); the dry run lists trunks,
+           branches and the FLOPs saved against separate runs.
   seeds=K  K seeds per unit (default 1).
   advise   the default study, then the run advisor (scaling_jax/fitting/advice.py): it
            proposes runs for study.advise.budget_flops (default ADVISE_BUDGET) and
@@ -38,6 +48,11 @@ TARGET_UNITS = (("tiny-3", 20), ("tiny-2", 80))
 SMOKE_FIT_UNITS = (("tiny-0", 10), ("tiny-0", 20), ("tiny-0.5", 20), ("tiny-1", 20),
                    ("tiny-0", 80))
 SMOKE_TARGET_UNITS = (("tiny-0.5", 40),)
+# The ladder variant: per size, the multipliers its trunk (the largest) and its
+# branches train; a trunk costs about what the default's single run of that size
+# does (tiny-0 at 320, tiny-2 at 20), and the smaller sizes reach larger M.
+LADDER_FIT = {"tiny-0": (5, 10, 20, 40, 80, 160, 320), "tiny-0.5": (5, 10, 20, 40, 80),
+              "tiny-1": (5, 10, 20, 40), "tiny-2": (5, 10, 20)}
 
 # The paper's testbed: four small sizes x eight multipliers x three datasets.
 PAPER_SIZES = ("openlm-11m", "openlm-79m", "openlm-154m", "openlm-411m")
@@ -51,6 +66,8 @@ PAPER_LARGE = (("c4", "openlm-1b", 20), ("rpj", "openlm-1b", 20),
                ("rpj", "openlm-1b", 640), ("rw", "openlm-1b", 320),
                ("c4", "openlm-7b", 20), ("rpj", "openlm-7b", 20),
                ("rw", "openlm-7b", 20))
+PAPER_SEQ_LEN = 2048
+PAPER_VOCAB = 50432  # the GPT-NeoX tokenizer's, padded
 # Released hyperparameters.global_bs and warmup (steps) per size.
 PAPER_BATCH = {"openlm-11m": 64, "openlm-79m": 512, "openlm-154m": 512,
                "openlm-411m": 512, "openlm-1b": 256, "openlm-7b": 2048}
@@ -66,7 +83,7 @@ ADVISE_BUDGET = 3e12
 ADVISE_MULTIPLIERS = "10,20,40,80"
 
 # Variants after the colon: `configs/grid.py:smoke`, `:paper`, `:seeds=3`, `:advise`.
-_KNOBS = dict(smoke=False, paper=False, seeds=1, advise=False)
+_KNOBS = dict(smoke=False, paper=False, seeds=1, advise=False, ladder=False)
 # What `python -m scaling_jax.main --help` lists for this file (the text after the
 # colon -> what it gives); scaling_jax/config_variants.py reads it without running
 # this file, and tests/config_variants_test.py builds each and checks none is missing.
@@ -80,6 +97,11 @@ VARIANTS = {
     "seeds=3": "seeds per unit (default 1); combines, e.g. smoke,seeds=3",
     "advise": "the default study, then the run advisor: trains the batch it proposes "
               "for study.advise.budget_flops and refits on every non-target run",
+    "ladder": "the default study from WSD ladders: a trunk per size and a cooldown "
+              "branch per smaller M, 19 fit points, the same two targets",
+    "paper,ladder": "the paper's design points from WSD ladders: a trunk per dataset "
+                    "and size, a cooldown branch per smaller M (the dry run says "
+                    "what it saves)",
 }
 
 
@@ -87,6 +109,8 @@ def _parse(arg: str) -> dict:
   variant = config_lib.parse_arg(arg, _KNOBS, "configs/grid.py")
   if variant["smoke"] and variant["paper"]:
     raise ValueError("configs/grid.py: choose one of 'smoke' and 'paper'")
+  if variant["ladder"] and variant["smoke"]:
+    raise ValueError("configs/grid.py: choose one of 'smoke' and 'ladder'")
   if variant["seeds"] < 1:  # no seeds would be an empty sweep: nothing to train
     raise ValueError(f"configs/grid.py: variant seeds={variant['seeds']} must be at "
                      f"least 1 (seeds per unit)")
@@ -122,10 +146,53 @@ def paper_sweep() -> list[dict]:
   return units
 
 
+# A WSD cooldown over the last 20% of steps: the length Hägele et al. (2024) find
+# matches a cosine run's final loss.
+LADDER_COOLDOWN_FRACTION = 0.2
+
+
+def _cools_down_after_warmup(unit: dict) -> bool:
+  """Whether the unit's cooldown would start after its released warmup: the short
+  runs of the larger sizes (79M-411M at M = 5) spend most or all of their steps
+  warming up, leaving no constant phase to branch from, so they train alone."""
+  from scaling_jax import model as model_lib  # pylint: disable=import-outside-toplevel
+  from scaling_jax import optim  # pylint: disable=import-outside-toplevel
+  n = model_lib.num_params(model_lib.preset(unit["model"], vocab_size=PAPER_VOCAB,
+                                            seq_len=PAPER_SEQ_LEN))
+  steps = round(unit["tokens_per_param"] * n / (unit["train.global_batch"] * PAPER_SEQ_LEN))
+  return optim.cooldown_start(steps, LADDER_COOLDOWN_FRACTION) > unit["optim.warmup_steps"]
+
+
+def ladder_sweep(units: list[dict]) -> list[dict]:
+  """`units` as WSD ladders: per (dataset, preset) the M values of its units that
+  can branch; a group of one M trains alone (with the WSD schedule)."""
+  groups: dict[tuple, list[float]] = {}
+  for u in units:
+    if _cools_down_after_warmup(u):
+      groups.setdefault((u.get("dataset"), u["model"]), []).append(u["tokens_per_param"])
+  out = []
+  for u in units:
+    ladder = groups.get((u.get("dataset"), u["model"]), [])
+    branches = len(ladder) > 1 and u["tokens_per_param"] in ladder
+    out.append(dict(u, **{"train.branch_multipliers":
+                          ",".join(f"{m:g}" for m in sorted(ladder)) if branches else ""}))
+  return out
+
+
 def _tables(variant: dict):
   if variant["smoke"]:
     return SMOKE_FIT_UNITS, SMOKE_TARGET_UNITS
+  if variant["ladder"]:
+    return (tuple((p, m) for p, ms in LADDER_FIT.items() for m in ms), TARGET_UNITS)
   return FIT_UNITS, TARGET_UNITS
+
+
+def _with_ladders(units: list[dict]) -> list[dict]:
+  """Each fit unit joins its size's ladder (LADDER_FIT); a target trains alone."""
+  return [dict(u, **{"train.branch_multipliers": ",".join(
+      f"{m:g}" for m in LADDER_FIT[u["model"]])
+      if u["tokens_per_param"] in LADDER_FIT.get(u["model"], ()) else ""})
+          for u in units]
 
 
 def get_sweep(variant: dict | None = None) -> list[dict]:
@@ -133,10 +200,12 @@ def get_sweep(variant: dict | None = None) -> list[dict]:
   variant = dict(_KNOBS, **(variant or {}))
   seeds = range(variant["seeds"])
   if variant["paper"]:
-    units = paper_sweep()
+    units = ladder_sweep(paper_sweep()) if variant["ladder"] else paper_sweep()
   else:
     fit, targets = _tables(variant)
     units = [dict(model=p, tokens_per_param=float(m)) for p, m in fit + targets]
+    if variant["ladder"]:
+      units = _with_ladders(units)
   return [dict(u, seed=s) for u in units for s in seeds]
 
 
@@ -148,8 +217,8 @@ def _designs(config, loss_design, err_design, targets) -> None:
 
 def _paper_config(config) -> None:
   """Data sources and hyperparameters of the paper's testbed."""
-  config.model.seq_len = 2048
-  config.model.vocab_size = 50432
+  config.model.seq_len = PAPER_SEQ_LEN
+  config.model.vocab_size = PAPER_VOCAB
   config.model.z_loss = 1e-4
   config.model.compute_dtype = "bfloat16"
   config.optim.update(dict(peak_lr=3e-3, final_lr=3e-5, weight_decay=0.033,
@@ -192,6 +261,8 @@ def get_config(arg: str = ""):
     # No larger M = 20 run outside the targets here, so the error law uses the
     # loss law's runs (the paper adds its 1.4B model).
     _designs(config, loss, loss, [_label(p, m) for p, m in targets])
+  if variant["ladder"]:
+    config.optim.update(dict(schedule="wsd", cooldown_fraction=LADDER_COOLDOWN_FRACTION))
   if variant["smoke"]:
     config.train.eval_every_tokens = 150_000
     config.evals.val.max_tokens = 32768

@@ -73,29 +73,38 @@ class Checkpointer:
   """Saves when orbax's policy says so (see the module docstring) or when asked,
   keeping the newest `keep`."""
 
-  def __init__(self, directory: str | os.PathLike, every_steps: int, keep: int = 2,
-               use_async: bool = True):
+  def __init__(self, directory: str | os.PathLike, every_steps: int, keep: int | None = 2,
+               use_async: bool = True, read_only: bool = False):
+    """`keep=None` keeps every save; `read_only` reads another process's directory
+    (a ladder branch reading its trunk's): it neither saves nor removes the
+    temporary folders of saves that process may still be writing."""
     self.directory = os.path.abspath(os.fspath(directory))
-    torn = remove_torn_saves(self.directory)
+    torn = [] if read_only else remove_torn_saves(self.directory)
     if torn:
       logging.warning("removed %d checkpoint save(s) cut off before they were "
                       "committed in %s: %s", len(torn), self.directory,
                       ", ".join(torn))
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=max(int(every_steps), 1), max_to_keep=keep,
-        create=True, enable_async_checkpointing=use_async)
+        create=not read_only, enable_async_checkpointing=use_async,
+        read_only=read_only)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def restore(self, abstract_state):
-    """The newest checkpoint, laid out like `abstract_state`; None if there is none.
+  def all_steps(self) -> list[int]:
+    self._manager.reload()  # another process may have saved since
+    return list(self._manager.all_steps())
+
+  def restore(self, abstract_state, step: int | None = None):
+    """Checkpoint `step` (default: the newest), laid out like `abstract_state`;
+    None if there is none.
 
     `abstract_state` holds jax.ShapeDtypeStructs with shardings, so each array is
     read straight into its shards.
     """
-    step = self.latest_step()
+    step = self.latest_step() if step is None else step
     if step is None:
       return None
     try:

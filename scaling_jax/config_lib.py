@@ -77,6 +77,14 @@ def default_config() -> ml_collections.ConfigDict:
       keep_checkpoints=2,
       log_every_steps=50,
       stop_after_steps=0,  # >0: stop (with a checkpoint) after this many steps
+      # A WSD ladder ('10,20,40,80'; needs optim.schedule='wsd'): the largest M is
+      # the trunk, the others branch from its state where their cooldowns start
+      # (plan.py; a warmup_fraction counts the shortest rung). branch_dir is where
+      # the trunk leaves those states ('' -> the launcher sets
+      # <workdir>/runs/<trunk>/branch_points).
+      branch_multipliers="",
+      branch_dir="",
+      branch_wait_minutes=24 * 60.0,  # how long a branch waits for its trunk
       # JAX's persistent compilation cache, shared by a sweep's units so those of
       # one shape reuse compiled steps (scaling_jax/compile_cache.py).
       compilation_cache=True,
@@ -85,7 +93,11 @@ def default_config() -> ml_collections.ConfigDict:
   config.optim = dict(peak_lr=3e-3, final_lr=3e-5, beta1=0.9, beta2=0.95, eps=1e-8,
                       weight_decay=0.033, grad_clip=1.0,
                       # Warmup: steps or tokens (> 0) win over the fraction.
-                      warmup_fraction=0.05, warmup_steps=0, warmup_tokens=0)
+                      warmup_fraction=0.05, warmup_steps=0, warmup_tokens=0,
+                      # 'cosine' or 'wsd' (warmup-stable-decay; optim.py), whose
+                      # last cooldown_fraction of steps decay 'linear' or '1-sqrt'.
+                      schedule="cosine", cooldown_fraction=0.2,
+                      cooldown_shape="linear")
   config.mesh = dict(data=-1, fsdp=1, tensor=1)  # -1: the devices left over
   config.distributed = dict(
       initialize=False,  # call jax.distributed.initialize (multi-host)

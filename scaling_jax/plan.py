@@ -13,6 +13,7 @@ import dataclasses
 import math
 
 from scaling_jax import model as model_lib
+from scaling_jax import optim
 from scaling_jax.runs import table as runs_table
 
 
@@ -26,11 +27,22 @@ class RunPlan:
   warmup_steps: int
   eval_every_steps: int
   checkpoint_every_steps: int
+  # A WSD ladder (config.train.branch_multipliers): a branch starts from its trunk's
+  # state at `branch_from_step` (0: trains from scratch, as a trunk or a lone run);
+  # the trunk saves its state at each `branch_points` step for the branches.
+  branch_from_step: int = 0
+  branch_points: tuple[int, ...] = ()
 
   @property
   def tokens(self) -> int:
     """Tokens the run trains on (the plan rounded to whole steps)."""
     return self.steps * self.tokens_per_step
+
+  @property
+  def cost_flops(self) -> float:
+    """The compute this unit itself spends: a branch only its cooldown, since its
+    trunk paid for the steps before (6 N x the tokens it trains)."""
+    return self.flops_at(self.tokens_at(self.steps - self.branch_from_step))
 
   @property
   def flops(self) -> float:
@@ -79,20 +91,64 @@ def plan(config) -> RunPlan:
                      f"{train.tokens_per_param!r}")
   n = model_lib.num_params(cfg)
   tokens_per_step = train.global_batch * cfg.seq_len
-  steps = tokens_to_steps(train.tokens_per_param * n, tokens_per_step,
-                          "train.tokens_per_param")
+  steps_of = lambda m: tokens_to_steps(m * n, tokens_per_step, "train.tokens_per_param")
+  steps = steps_of(train.tokens_per_param)
+  ladder = ladder_multipliers(config)
+  # A ladder's runs share their trunk's warmup, and every rung needs a constant
+  # phase to fork from: a warmup fraction counts the shortest rung's steps.
+  warmup = _warmup_steps(config.optim, steps_of(min(ladder)) if ladder else steps,
+                         tokens_per_step)
+  cooldown = config.optim.get("cooldown_fraction", 0.2)
+  fork = lambda m: max(warmup, optim.cooldown_start(steps_of(m), cooldown))
+  is_trunk = bool(ladder) and math.isclose(train.tokens_per_param, max(ladder))
+  short = [m for m in ladder if fork(m) >= steps_of(m)]
+  if short:
+    raise ValueError(
+        f"config.train.branch_multipliers: the run(s) at M={short} end by step "
+        f"{steps_of(short[0])}, before the ladder's warmup ({warmup} steps) ends, so "
+        f"they cannot branch from its trunk; train them alone (drop them from "
+        f"the ladder) or shorten config.optim's warmup")
   return RunPlan(
       num_params=n,
       tokens_per_param=float(train.tokens_per_param),
       tokens_per_step=tokens_per_step,
       steps=steps,
-      warmup_steps=_warmup_steps(config.optim, steps, tokens_per_step),
+      warmup_steps=warmup,
+      branch_from_step=fork(train.tokens_per_param) if ladder and not is_trunk else 0,
+      branch_points=tuple(sorted({fork(m) for m in ladder if m < max(ladder)}))
+      if is_trunk else (),
       eval_every_steps=min(steps, tokens_to_steps(
           train.eval_every_tokens, tokens_per_step, "train.eval_every_tokens")),
       checkpoint_every_steps=tokens_to_steps(
           train.checkpoint_every_tokens, tokens_per_step,
           "train.checkpoint_every_tokens"),
   )
+
+
+def ladder_multipliers(config) -> tuple[float, ...]:
+  """config.train.branch_multipliers as numbers ('' -> no ladder), checked against
+  the run's own M and schedule."""
+  text = str(config.train.get("branch_multipliers", "") or "").strip()
+  if not text:
+    return ()
+  field = "config.train.branch_multipliers"
+  try:
+    ladder = tuple(float(v) for v in text.split(","))
+  except ValueError:
+    raise ValueError(f"{field} is {text!r}; give token multipliers separated by "
+                     f"commas, e.g. '10,20,40,80'") from None
+  if any(not m > 0 for m in ladder) or len(set(ladder)) != len(ladder):
+    raise ValueError(f"{field} is {text!r}; the multipliers must be positive and "
+                     f"distinct")
+  if config.optim.get("schedule", "cosine") != "wsd":
+    raise ValueError(f"{field} is {text!r}, but branches fork from a trunk's constant "
+                     f"learning rate: set --config.optim.schedule=wsd (it is "
+                     f"{config.optim.get('schedule', 'cosine')!r})")
+  m = config.train.tokens_per_param
+  if not any(math.isclose(m, b) for b in ladder):
+    raise ValueError(f"config.train.tokens_per_param is {m:g}, not one of {field} "
+                     f"({text}): a ladder's runs are its trunk and its branches")
+  return ladder
 
 
 def _warmup_steps(optim, steps: int, tokens_per_step: int) -> int:

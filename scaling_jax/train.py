@@ -26,6 +26,7 @@ from scaling_jax import compile_cache
 from scaling_jax import plan as plan_lib
 from scaling_jax import data
 from scaling_jax import event_log
+from scaling_jax import ladder
 from scaling_jax import model as model_lib
 from scaling_jax import optim
 from scaling_jax import preemption
@@ -148,6 +149,9 @@ class _Reporter:
         os.path.normpath(workdir)), N=plan.num_params, M=plan.tokens_per_param,
                      model=cfg.name, dataset=dataset_name, seed=config.seed,
                      config=runs_table.config_json(config))
+    if plan.branch_from_step or plan.branch_points:  # one run of a WSD ladder
+      self.base["branch_of"] = (ladder.trunk_name(config, workdir)
+                                if plan.branch_from_step else "")
     self.hparams = {k: self.base[k] for k in ("N", "M", "model", "dataset", "seed")}
     self.hparams.update(peak_lr=config.optim.peak_lr, steps=plan.steps,
                         global_batch=config.train.global_batch)
@@ -183,6 +187,9 @@ class _Reporter:
     tokens = self.plan.tokens_at(step)
     row = dict(self.base, step=step, tokens=tokens,
                flops=runs_table.training_flops(self.base["N"], tokens), **fields)
+    if "branch_of" in self.base:  # what it cost: a branch trains from its fork only
+      row["cost_flops"] = self.plan.flops_at(
+          self.plan.tokens_at(step - self.plan.branch_from_step))
     if self.enabled:
       runs_table.append_rows(self.records_path, [row])
     return row
@@ -266,6 +273,11 @@ def train_run(config, workdir: str) -> list[dict]:
                                  plan.checkpoint_every_steps,
                                  config.train.keep_checkpoints)
   state = ckpt.restore(program.abstract_state())
+  if plan.branch_from_step and state is None:  # a ladder branch's first call
+    state = ladder.trunk_state(
+        ladder.branch_dir(config, workdir), plan.branch_from_step,
+        program.abstract_state(),
+        wait_seconds=60 * config.train.get("branch_wait_minutes", 24 * 60.0))
   state = program.init(config.seed) if state is None else state
   step = int(state["step"])  # where this call starts: 0, or the restored step
   reporter = _Reporter(config, workdir, plan, cfg, config.get("dataset") or
@@ -315,6 +327,8 @@ def train_run(config, workdir: str) -> list[dict]:
             reporter.train_metrics(*pending)
           ckpt.save_now(step, state)
           raise preemption.Stopped(step)
+        if step in plan.branch_points:  # every process: orbax saves collectively
+          ladder.save_branch_point(ladder.branch_dir(config, workdir), step, state)
         ckpt.maybe_save(step, state, force=step == stop)
       if pending is not None:
         reporter.train_metrics(*pending)

@@ -3,7 +3,6 @@ import pytest
 import os
 import pathlib
 import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -11,16 +10,15 @@ import time
 import types
 
 from scaling_jax import launch
+from sweep_helpers import SCRIPT_HEAD
+from sweep_helpers import checkpoints
+from sweep_helpers import start_steps
+from sweep_helpers import wait_group_gone
 from scaling_jax.runs import table as runs_table
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-_SCRIPT = textwrap.dedent("""
-    import importlib.util, sys
-    spec = importlib.util.spec_from_file_location("grid", {grid!r})
-    grid = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(grid)
-    from scaling_jax import launch
+_SCRIPT = SCRIPT_HEAD + textwrap.dedent("""
 
     def config():
       c = grid.get_config("smoke")
@@ -36,28 +34,6 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
-def _checkpoints(run_dir):
-  ckpt = run_dir / "checkpoints"
-  return sorted(int(d) for d in os.listdir(ckpt) if d.isdigit()) if ckpt.is_dir() else []
-
-
-def _wait_group_gone(pgid, timeout=60):
-  deadline = time.time() + timeout
-  while time.time() < deadline:
-    try:
-      os.killpg(pgid, 0)
-    except ProcessLookupError:
-      return True
-    time.sleep(0.2)
-  os.killpg(pgid, signal.SIGKILL)
-  return False
-
-
-def _start_steps(run_dir):
-  text = (run_dir / "log.txt").read_text(errors="replace")
-  return [int(s) for s in re.findall(r"starting at step (\d+)", text)]
-
-
 @pytest.mark.slow
 def test_killed_sweep_resumes_and_finished_sweep_trains_nothing(tmp_path, capsys):
   script = tmp_path / "sweep_script.py"
@@ -70,10 +46,10 @@ def test_killed_sweep_resumes_and_finished_sweep_trains_nothing(tmp_path, capsys
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
   unit_dir = workdir / "runs" / "tiny-0_M20_s0"
   deadline = time.time() + 120
-  while not _checkpoints(unit_dir) and time.time() < deadline:
+  while not checkpoints(unit_dir) and time.time() < deadline:
     assert first.poll() is None, first.stdout.read().decode()
     time.sleep(0.1)
-  seen = _checkpoints(unit_dir)
+  seen = checkpoints(unit_dir)
   assert seen, "no checkpoint within 120 s"
   # Kill the launcher alone, hard: its worker must not outlive it.
   first.kill()
@@ -81,7 +57,7 @@ def test_killed_sweep_resumes_and_finished_sweep_trains_nothing(tmp_path, capsys
   # The worker gets SIGTERM from the kernel (die-with-parent) and first finishes the
   # step or evaluation in flight and saves it (scaling_jax/preemption.py): on a
   # loaded 2-core machine that took over a minute once, so allow three.
-  assert _wait_group_gone(first.pid, timeout=180), "a worker outlived the killed launcher"
+  assert wait_group_gone(first.pid, timeout=180), "a worker outlived the killed launcher"
   assert not runs_table.is_finished(str(unit_dir))
   # The parent-death signal often comes twice (once per reparenting of the
   # worker); the echo must not interrupt the save the first one asked for.
@@ -92,7 +68,7 @@ def test_killed_sweep_resumes_and_finished_sweep_trains_nothing(tmp_path, capsys
   done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
   assert done.returncode == 0, done.stdout + done.stderr
   assert "1 units, 0 already finished" in done.stderr
-  starts = _start_steps(unit_dir)
+  starts = start_steps(unit_dir)
   assert len(starts) == 2 and starts[0] == 0
   assert starts[1] == int(stopped[0]) >= seen[-1], (starts, stopped, seen)  # lost nothing
   rows = runs_table.read_rows(unit_dir / "records.jsonl")

@@ -149,12 +149,10 @@ def test_the_misfit_rejects_the_prior_and_the_straight_law_does_not(straight, be
 
 
 def test_a_design_whose_backtest_rejects_the_prior_is_warned_once(straight, bent):
-  from scaling_jax.fitting import study_fit  # pylint: disable=import-outside-toplevel
 
   def notes(backtest_result, extrapolation):
-    law_fit = study_fit.LawFit(result=None, boot=None, runs=[], backtest=backtest_result,
-                               extrapolation=extrapolation)
-    return study_fit._backtest_notes(law_fit)  # pylint: disable=protected-access
+    return backtest.rejection_notes(backtest_result, extrapolation, pi_lib.LOSS_PRIOR,
+                                    "summary: Backtest")
   (warning,) = notes(bent, "prior")
   assert "--config.study.extrapolation=backtest" in warning
   assert f"{bent.growth_estimate:.3g}" in warning

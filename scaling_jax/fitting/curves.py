@@ -21,7 +21,6 @@ these runs' trajectories, and its D term is only approximately Eq. 3's.
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import types
 
@@ -29,10 +28,14 @@ import numpy as np
 
 from scaling_jax import config_fields
 from scaling_jax.fitting import StudyError
+from scaling_jax.fitting import curve_backtest
+from scaling_jax.fitting import curve_points
+from scaling_jax.fitting import curve_rows
 from scaling_jax.fitting import law_settings
 from scaling_jax.fitting import objectives as objectives_lib
 from scaling_jax.fitting import points as points_lib
 from scaling_jax.fitting import run_selection
+from scaling_jax.laws import backtest as backtest_lib
 from scaling_jax.laws import bootstrap as bootstrap_lib
 from scaling_jax.laws import cluster
 from scaling_jax.laws import fit as fit_lib
@@ -112,23 +115,12 @@ class CurveFit:
   # The main fit's N*, D* and D/N at study.budget_flops (else the largest target's
   # final FLOPs), intervals from its replicates; None if no law was fitted.
   compute_optimal: predict_lib.ComputeOptimal | None = None
-
-
-def _by_run(rows) -> dict[str, list[dict]]:
-  runs = collections.defaultdict(list)
-  for row in rows:
-    runs[row["run"]].append(row)
-  return {k: sorted(v, key=lambda r: r["tokens"]) for k, v in runs.items()}
-
-
-def _cluster_key(checkpoints: list[dict]) -> str:
-  """Runs that differ only in seed share a cluster."""
-  last = checkpoints[-1]
-  return f"{last.get('dataset')}|{last.get('model')}|{last['N']}|{last['tokens']}"
-
-
-def _loss(row, val_set) -> float:
-  return points_lib.loss_of(row, val_set)
+  # The main fit's backtest by size (curve_backtest.py; None for a borrowed fit or
+  # a final-point study's comparison) and the growth config.study.extrapolation
+  # picked for the prediction intervals.
+  backtest: backtest_lib.Backtest | None = None
+  extrapolation_growth: float = pi_lib.LOSS_PRIOR.growth
+  extrapolation: str = "prior"  # config.study.extrapolation
 
 
 def _chosen(runs, names, what) -> dict[str, list[dict]]:
@@ -140,34 +132,8 @@ def _chosen(runs, names, what) -> dict[str, list[dict]]:
   return {n: runs[n] for n in names}
 
 
-def _cut(checkpoints, study) -> list[dict]:
-  final = checkpoints[-1]["tokens"]
-  return [r for r in checkpoints if r["tokens"] >= study.curves.min_tokens
-          and r["tokens"] >= study.curves.min_fraction * final]
-
-
-def _design(runs: dict[str, list[dict]], study, final_only: bool):
-  """(x, y, weights, clusters, run of each point) of the chosen runs' checkpoints."""
-  points, weights = [], []
-  for name, checkpoints in runs.items():
-    kept = checkpoints[-1:] if final_only else _cut(checkpoints, study)
-    if not kept:
-      raise StudyError(
-          f"run {name!r} has no checkpoint left after the early-training cut "
-          f"(study.curves.min_tokens={study.curves.min_tokens:g}, "
-          f"study.curves.min_fraction={study.curves.min_fraction:g}; its last is at "
-          f"{checkpoints[-1]['tokens']:.3g} tokens)")
-    points += [(name, r) for r in kept]
-    weights += [1.0 / len(kept) if study.curves.weighting == "run" else 1.0] * len(kept)
-  x = {"N": np.array([r["N"] for _, r in points], float),
-       "D": np.array([r["tokens"] for _, r in points], float)}
-  y = np.array([_loss(r, study.val_set) for _, r in points])
-  clusters = [_cluster_key(runs[name]) for name, _ in points]
-  return x, y, np.array(weights), clusters, [name for name, _ in points]
-
-
 def _fit(runs, study, final_only: bool, label: str, kind: str = "curves") -> CurveLawFit:
-  x, y, w, clusters, _ = _design(runs, study, final_only)
+  x, y, w, clusters, _ = curve_points.design(runs, study, final_only)
   sizes = len(np.unique(x["N"]))
   if sizes < 3 and not final_only:
     # E + A N^-alpha takes one value per size: fewer than three sizes cannot pin
@@ -222,7 +188,7 @@ def _borrowed_values(study, runs_by_name, num_resamples) -> tuple[dict, str]:
 
 
 def _borrowed_fit(runs, study, runs_by_name) -> CurveLawFit:
-  x, y, w, clusters, _ = _design(runs, study, False)
+  x, y, w, clusters, _ = curve_points.design(runs, study, False)
   b = study.bootstrap.num_resamples
   values, source = _borrowed_values(study, runs_by_name, b)
   weights = np.concatenate([w[None], cluster.cluster_weights(clusters, b,
@@ -238,84 +204,6 @@ def _borrowed_fit(runs, study, runs_by_name) -> CurveLawFit:
   return CurveLawFit(None, params[0], reps, sorted(runs), len(y),
                      f"borrowed {study.curves.borrow} {source}; {len(y)} checkpoints of "
                      f"{len(runs)} runs")
-
-
-def _target_rows(name, checkpoints, fits, study, level) -> list[dict]:
-  x = {"N": np.array([r["N"] for r in checkpoints], float),
-       "D": np.array([r["tokens"] for r in checkpoints], float)}
-  true = np.array([_loss(r, study.val_set) for r in checkpoints])
-  late_from = (1 - study.curves.late_fraction) * checkpoints[-1]["tokens"]
-  late = np.array([r["tokens"] >= late_from for r in checkpoints])
-  out = []
-  for label, law_fit in fits.items():
-    point = predict_lib.law_samples(forms.CHINCHILLA, law_fit.params[None], x)[0]
-    reps = predict_lib.law_samples(forms.CHINCHILLA, law_fit.replicates.params, x)
-    are_reps = np.mean(np.abs(reps[:, late] - true[late]) / true[late], axis=1)
-    valid = are_reps[law_fit.replicates.valid]
-    # No valid resample (a law its resamples cannot identify): no interval, not a crash.
-    lo, hi = (bootstrap_lib.interval(valid, level) if len(valid)
-              else (float("nan"), float("nan")))
-    out.append({"run": name, "fit": label, "N": checkpoints[-1]["N"],
-                "final_tokens": checkpoints[-1]["tokens"], "late_checkpoints": int(late.sum()),
-                "are": float(np.mean(np.abs(point[late] - true[late]) / true[late])),
-                "are_lo": float(lo), "are_hi": float(hi),
-                "final_rel_err": float(abs(point[-1] - true[-1]) / true[-1])})
-  return out
-
-
-def _run_noise(fit_runs, main: CurveLawFit, study) -> pi_lib.RunNoise:
-  """One run's noise about the curve law: the spread of the fit runs' mean relative
-  offsets (a run's checkpoints share its luck), pooled with the prior. E, A and
-  alpha absorb up to three sizes' offsets, so the offsets carry clusters - 3 df."""
-  offsets = {}
-  for name, checkpoints in fit_runs.items():
-    kept = _cut(checkpoints, study)
-    x = {"N": np.array([r["N"] for r in kept], float),
-         "D": np.array([r["tokens"] for r in kept], float)}
-    point = predict_lib.law_samples(forms.CHINCHILLA, main.params[None], x)[0]
-    true = np.array([_loss(r, study.val_set) for r in kept])
-    offsets.setdefault(_cluster_key(checkpoints), []).append(np.mean(np.log(true / point)))
-  per_cluster = np.array([np.mean(v) for v in offsets.values()])
-  df = len(per_cluster) - 3
-  sigma = float(np.sqrt(np.sum(per_cluster**2) / df)) if df >= 1 else 0.0
-  return pi_lib.pooled_noise(sigma, max(df, 0), pi_lib.LOSS_PRIOR,
-                             f"the offsets of {len(per_cluster)} fit runs' curves")
-
-
-def _checkpoint_rows(runs, fit_runs, main: CurveLawFit, study, level) -> list[dict]:
-  """One row per checkpoint: the law's prediction with its `prediction` interval
-  (loss_lo, loss_hi: one run's checkpoint there) and its `mean` interval."""
-  rows = []
-  noise = _run_noise(fit_runs, main, study)
-  fit_x = _design(fit_runs, study, False)[0]
-  rng = np.random.default_rng([study.bootstrap.seed, 0x4355])  # 'CU'
-  for name, checkpoints in runs.items():
-    x = {"N": np.array([r["N"] for r in checkpoints], float),
-         "D": np.array([r["tokens"] for r in checkpoints], float)}
-    point = predict_lib.law_samples(forms.CHINCHILLA, main.params[None], x)[0]
-    reps = predict_lib.law_samples(forms.CHINCHILLA, main.replicates.params, x)
-    lo, hi = bootstrap_lib.interval(reps, level)
-    decades = pi_lib.distance(fit_x, x)
-    run_lo, run_hi = bootstrap_lib.interval(
-        pi_lib.spread_loss(reps, noise, decades, pi_lib.LOSS_PRIOR.growth, rng), level)
-    kept = {id(r) for r in _cut(checkpoints, study)} if name in fit_runs else set()
-    for i, r in enumerate(checkpoints):
-      rows.append({"run": name, "N": r["N"], "tokens": r["tokens"], "step": r["step"],
-                   "loss": _loss(r, study.val_set), "loss_pred": float(point[i]),
-                   "loss_lo": float(run_lo[i]), "loss_hi": float(run_hi[i]),
-                   "loss_mean_lo": float(lo[i]), "loss_mean_hi": float(hi[i]),
-                   "extrapolation_decades": float(decades[i]),
-                   "used_in_fit": id(r) in kept})
-  return rows
-
-
-def _seed_spread(runs_by_name, val_set) -> list[dict]:
-  clusters = collections.defaultdict(list)
-  for name, checkpoints in runs_by_name.items():
-    clusters[_cluster_key(checkpoints)].append(_loss(checkpoints[-1], val_set))
-  return [{"cluster": key.replace("|", " "), "seeds": len(v), "final_loss_mean": float(np.mean(v)),
-           "final_loss_sd": float(np.std(v, ddof=1))}
-          for key, v in sorted(clusters.items()) if len(v) > 1]
 
 
 def check(study) -> None:
@@ -338,7 +226,7 @@ def check(study) -> None:
 def fit(source_rows, task_baselines, study) -> CurveFit:
   """Curve fits of config.study.curves (see the module docstring)."""
   del task_baselines  # no downstream law on curves yet
-  runs = _by_run(points_lib.of_dataset(source_rows, study.dataset))
+  runs = curve_points.by_run(points_lib.of_dataset(source_rows, study.dataset))
   fit_names, target_names = run_selection.select(runs, study.curves, study.val_set)
   return _fit_runs(runs, study, fit_names, target_names, borrow=bool(study.curves.borrow))
 
@@ -372,7 +260,8 @@ def _fit_runs(runs_by_name, study, fit_names, target_names, borrow: bool,
         notes.append(f"final-only fit not made: {e}")
   for label, law_fit in fits.items():
     # Seeds of one run form one cluster: it is clusters a resample draws.
-    clusters = {_cluster_key(fit_runs[name]) for name in law_fit.runs if name in fit_runs}
+    clusters = {curve_points.cluster_key(fit_runs[name]) for name in law_fit.runs
+                if name in fit_runs}
     if len(clusters) < MIN_CLUSTERS:
       notes.append(f"{label} fit: its intervals resample only {len(clusters)} runs "
                    f"(seeds of a run count once); a cluster bootstrap needs about "
@@ -396,6 +285,15 @@ def _fit_runs(runs_by_name, study, fit_names, target_names, borrow: bool,
         main.result, main.replicates.params, level, study, "curves",
         {name: {"N": cps[-1]["N"], "D": cps[-1]["tokens"]} for name, cps in targets.items()})
     notes += [n for n in [comparison.note(f"{next(iter(fits))} fit")] if n]
+  backtest = None
+  if main.result is not None and kind == "curves":
+    backtest = curve_backtest.backtest(
+        main.result, curve_points.design(fit_runs, study, False)[4],
+        curve_rows.run_noise(fit_runs, main, study).sigma,
+        batch=study.bootstrap.num_resamples)
+    notes += backtest_lib.rejection_notes(backtest, study.extrapolation, pi_lib.LOSS_PRIOR,
+                                          "summary: Backtest")
+  growth = backtest_lib.growth_used(backtest, study.extrapolation, pi_lib.LOSS_PRIOR)
   shown = dict(fit_runs, **targets)
   budget = float(study.budget_flops) or max(
       cps[-1].get("flops") or runs_table.training_flops(cps[-1]["N"], cps[-1]["tokens"])
@@ -405,11 +303,12 @@ def _fit_runs(runs_by_name, study, fit_names, target_names, borrow: bool,
                                    budget, level)
   return CurveFit(
       law=forms.CHINCHILLA, level=level, val_set=study.val_set, fits=fits,
-      checkpoints=_checkpoint_rows(shown, fit_runs, main, study, level),
+      checkpoints=curve_rows.checkpoint_rows(shown, fit_runs, main, study, level, growth),
       targets=[row for name, cps in targets.items()
-               for row in _target_rows(name, cps, fits, study, level)],
-      seed_spread=_seed_spread(runs_by_name, study.val_set), notes=notes,
-      objectives=comparison, compute_optimal=optimal)
+               for row in curve_rows.target_rows(name, cps, fits, study, level)],
+      seed_spread=curve_rows.seed_spread(runs_by_name, study.val_set), notes=notes,
+      objectives=comparison, compute_optimal=optimal, backtest=backtest,
+      extrapolation_growth=growth, extrapolation=study.extrapolation)
 
 
 def beside_final(source_rows, study, loss_design, targets) -> tuple["CurveFit | None", str]:
@@ -422,7 +321,7 @@ def beside_final(source_rows, study, loss_design, targets) -> tuple["CurveFit | 
   design = {points_lib.parse_point(p) for p in loss_design}
   targets = {points_lib.parse_point(p) for p in targets}
   rows = points_lib.of_dataset(source_rows, study.dataset)
-  by_run = _by_run(rows)
+  by_run = curve_points.by_run(rows)
   if all(len(v) == 1 for v in by_run.values()):
     return None, "every run has a single checkpoint"
   key = lambda run: runs_table.run_key(by_run[run][-1])

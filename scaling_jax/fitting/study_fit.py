@@ -51,9 +51,7 @@ class LawFit:
 
   @property
   def extrapolation_growth(self) -> float:
-    if self.backtest is not None and self.extrapolation == "backtest":
-      return self.backtest.growth
-    return pi_lib.LOSS_PRIOR.growth
+    return backtest_lib.growth_used(self.backtest, self.extrapolation, pi_lib.LOSS_PRIOR)
 
   def param_intervals(self, level: float) -> dict[str, dict[str, float]]:
     """{name: value, lo, hi, se}: se is the replicates' standard deviation."""
@@ -274,19 +272,6 @@ def _interval_notes(targets, num_resamples: int, level: float) -> list[str]:
   return notes
 
 
-def _backtest_notes(loss: LawFit) -> list[str]:
-  """The design's own backtest errs more than the prior's extrapolation allows."""
-  backtest = loss.backtest
-  if backtest is None or not backtest.rejects_prior or loss.extrapolation == "backtest":
-    return []
-  return [f"this design's backtest (summary: Backtest) extrapolated its own largest runs "
-          f"worse than the prior's {pi_lib.LOSS_PRIOR.growth:.3g} per decade allows (its "
-          f"errors imply {backtest.growth_estimate:.3g}); the prediction intervals use "
-          f"the prior, whose coverage was measured on real runs, and "
-          f"--config.study.extrapolation=backtest widens them by this design's own "
-          f"errors ({backtest.growth:.3g} per decade pooled)"]
-
-
 def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
   """Fits config.study's laws on the runs table's rows; see the module docstring."""
   rows = points_lib.of_dataset(source_rows, study.dataset)
@@ -337,7 +322,8 @@ def fit(source_rows: Sequence[dict], task_baselines: dict, study) -> StudyFit:
                    for t in predicted_targets if "influence_unavailable" in t})
   notes += _in_sample_notes(targets, loss_design, err_design if tasks else [])
   notes += _interval_notes(predicted_targets, int(boot_cfg.num_resamples), level)
-  notes += _backtest_notes(loss)
+  notes += backtest_lib.rejection_notes(loss.backtest, loss.extrapolation,
+                                        pi_lib.LOSS_PRIOR, "summary: Backtest")
   comparison = objectives_lib.compare(
       loss.result, loss.boot.params, level, study, "final",
       {t["run"]: predictions_lib.law_inputs([t]) for t in target_rows})

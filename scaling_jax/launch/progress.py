@@ -36,12 +36,13 @@ def _step_log(unit) -> list[dict]:
 
 
 def partial_flops(unit, step_log: list[dict] | None = None) -> float:
-  """FLOPs a unit has done: its latest logged step, checkpoint or evaluation, else 0."""
+  """FLOPs a unit has done: its latest logged step, checkpoint or evaluation, else 0
+  (a ladder branch's fork step, which its trunk trained, at the least)."""
   if unit.finished():
     return unit.flops
   if step_log is None:
     step_log = _step_log(unit)
-  steps = []
+  steps = [unit.plan.branch_from_step]
   ckpt_dir = os.path.join(unit.workdir, "checkpoints")
   if os.path.isdir(ckpt_dir):
     # orbax renames a checkpoint to its bare step number once it is complete.

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 
+from scaling_jax import ladder
 from scaling_jax import plan as plan_lib
 from scaling_jax import optim
 from scaling_jax.launch import sweep
@@ -70,8 +71,7 @@ class WorkUnit:
 def _plan(unit_config, where: str) -> plan_lib.RunPlan:
   try:
     plan = plan_lib.plan(unit_config)
-    optim.schedule(unit_config.optim.peak_lr, unit_config.optim.final_lr,
-                   plan.warmup_steps, plan.steps)
+    optim.schedule_of(unit_config.optim, plan.warmup_steps, plan.steps)
   except (ValueError, TypeError) as e:
     raise ValueError(f"{where}: {e}") from e
   return plan
@@ -84,7 +84,10 @@ def build_units(config, workdir: str) -> list[WorkUnit]:
   every unit would otherwise hide an invalid value the user gave it.
   """
   if config.get("sweep"):
-    _plan(config, "top-level config (under config.sweep)")
+    # The ladder is checked in each unit: the top level's M need not be a rung.
+    top = config.copy_and_resolve_references()
+    top.train.branch_multipliers = ""
+    _plan(top, "top-level config (under config.sweep)")
   units = []
   for unit_config in sweep.expand(config):
     name = unit_config.get("name") or "run"
@@ -95,7 +98,46 @@ def build_units(config, workdir: str) -> list[WorkUnit]:
     units.append(WorkUnit(
         name=name, config=unit_config,
         workdir=os.path.join(os.fspath(workdir), "runs", name), plan=plan))
-  return units
+  return _link_ladders(units)
+
+
+def _ladder_key(unit: WorkUnit) -> str:
+  """What a trunk and its branches share: the whole config but M and the name."""
+  config = unit.config.to_dict()
+  config.pop("name", None)
+  for field in ("tokens_per_param", "branch_dir"):
+    config["train"].pop(field, None)
+  return json.dumps(config, sort_keys=True, default=str)
+
+
+def _link_ladders(units: list[WorkUnit]) -> list[WorkUnit]:
+  """Points each ladder unit at its trunk's branch points (train.branch_dir), and
+  puts trunks first, so that a pool never fills with branches waiting on a trunk
+  that has not started. Units outside a ladder keep their order."""
+  ladders: dict[str, list[WorkUnit]] = {}
+  for unit in units:
+    if unit.plan.branch_from_step or unit.plan.branch_points:
+      ladders.setdefault(_ladder_key(unit), []).append(unit)
+  if not ladders:
+    return units
+  trunks = set()
+  for members in ladders.values():
+    trunk = [u for u in members if not u.plan.branch_from_step]
+    if not trunk:
+      top = plan_lib.ladder_multipliers(members[0].config)
+      raise ValueError(
+          f"sweep units {[u.name for u in members]} branch from a trunk at M="
+          f"{max(top):g} (the largest of config.train.branch_multipliers) that the "
+          f"sweep does not train; add that unit, or drop the multiplier")
+    if len(trunk) > 1:  # two units alike but for M: not possible; guards the key
+      raise ValueError(f"sweep units {[u.name for u in trunk]} are all trunks of one "
+                       f"ladder; give them distinct seeds or configs")
+    trunks.add(trunk[0].name)
+    for unit in members:
+      if not unit.config.train.branch_dir:
+        unit.config.train.branch_dir = os.path.join(
+            os.path.dirname(unit.workdir), trunk[0].name, ladder.BRANCH_POINTS_DIRNAME)
+  return sorted(units, key=lambda u: u.name not in trunks)
 
 
 def _leaf(config, field: str):
@@ -238,17 +280,37 @@ def _si(x: float) -> str:
   return f"{x:.3g}" if x < 1e3 else f"{x:.3e}".replace("e+0", "e").replace("e+", "e")
 
 
+def _role(unit: WorkUnit) -> str:
+  if unit.plan.branch_from_step:
+    return f"branch from step {unit.plan.branch_from_step}"
+  return "trunk" if unit.plan.branch_points else ""
+
+
 def format_table(units: list[WorkUnit]) -> str:
-  """One line per unit (name, N, M, tokens, FLOPs, state) and a total."""
+  """One line per unit (name, N, M, tokens, FLOPs, state, ladder role) and a total;
+  with a WSD ladder, what it costs against separate runs."""
   width = max([len(u.name) for u in units] + [4])
   lines = [f"{'unit':<{width}}  {'N':>10}  {'M':>6}  {'tokens':>10}  "
            f"{'FLOPs':>10}  state"]
   for u in units:
     state = "finished" if u.finished() else "to train"
+    role = _role(u)
     lines.append(f"{u.name:<{width}}  {_si(u.N):>10}  {u.M:>6g}  "
-                 f"{_si(u.tokens):>10}  {_si(u.flops):>10}  {state}")
+                 f"{_si(u.tokens):>10}  {_si(u.flops):>10}  {state}"
+                 + (f"  ({role})" if role else ""))
   total = sum(u.flops for u in units)
   lines.append(f"{len(units)} units, {_si(total)} FLOPs in all (6 N D)")
+  trunks = sum(1 for u in units if u.plan.branch_points)
+  branches = sum(1 for u in units if u.plan.branch_from_step)
+  if branches:
+    laddered = [u for u in units if u.plan.branch_points or u.plan.branch_from_step]
+    cost = sum(u.plan.cost_flops for u in laddered)
+    alone = sum(u.flops for u in laddered)
+    saved = alone - cost
+    lines.append(f"WSD ladders: {trunks} trunk(s) and {branches} cooldown branch(es) "
+                 f"train for {_si(cost)} FLOPs, against {_si(alone)} as separate runs "
+                 f"({100 * saved / alone:.0f}% saved; {100 * saved / total:.0f}% of the "
+                 f"whole sweep's {_si(total)})")
   return "\n".join(lines)
 
 

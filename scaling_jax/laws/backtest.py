@@ -117,14 +117,18 @@ def no_backtest(prior: pi_lib.Prior, why: str) -> Backtest:
 
 
 def leave_future_out(result: fit_lib.FitResult, runs, run_noise: float,
-                     prior: pi_lib.Prior, batch: int = 0) -> Backtest:
+                     prior: pi_lib.Prior, batch: int = 0, masks=None,
+                     scored=None) -> Backtest:
   """The backtest of a loss law's fit; rows hold cutoff (index, smallest first),
   num_fit, cutoff_flops, run, decades, predicted, measured, log_error, refit_sd
   (sqrt v) and converged. `batch`: solve this many problems (the cutoffs, then
   copies of the last) when it is more than the cutoffs: a study passes its
   bootstrap's resample count, whose solver is then already compiled.
-  `run_noise`: the pooled relative run noise s (prediction_interval.RunNoise.sigma)."""
-  masks = cutoffs(result.law, result.x)
+  `run_noise`: the pooled relative run noise s (prediction_interval.RunNoise.sigma).
+  `masks`: the refits' points (default: `cutoffs`, by compute); `scored` [n] bool:
+  the points a refit predicts when they lie outside it (default: all), e.g. each
+  run's final checkpoint of a curve fit (fitting/curve_backtest.py)."""
+  masks = cutoffs(result.law, result.x) if masks is None else masks
   if not masks:
     return no_backtest(prior, f"the {len(result.y)} design runs are too few to refit "
                               f"below a compute cutoff: it takes "
@@ -142,7 +146,7 @@ def leave_future_out(result: fit_lib.FitResult, runs, run_noise: float,
   for k, mask in enumerate(masks):
     decades = pi_lib.distance(_subset(result.x, mask), result.x)
     refit_var = _refit_variance(result.law, params[k], result.x, mask, run_noise)
-    for i in np.flatnonzero(~mask):
+    for i in np.flatnonzero(~mask if scored is None else ~mask & scored):
       ok = predicted[k, i] > 0 and result.y[i] > 0
       rows.append({"cutoff": k, "num_fit": int(mask.sum()),
                    "cutoff_flops": float(compute[mask].max()), "run": str(runs[i]),
@@ -174,3 +178,24 @@ def leave_future_out(result: fit_lib.FitResult, runs, run_noise: float,
                   f"them: {estimate:.3g} per decade) pooled with the prior "
                   f"{prior.growth:.3g} (worth {PRIOR_GROWTH_WORTH:g} runs): "
                   f"{growth:.3g} per decade")
+
+
+def growth_used(backtest: Backtest | None, extrapolation: str, prior: pi_lib.Prior) -> float:
+  """The growth per decade a fit's prediction intervals use (config.study.extrapolation)."""
+  if backtest is not None and extrapolation == "backtest":
+    return backtest.growth
+  return prior.growth
+
+
+def rejection_notes(backtest: Backtest | None, extrapolation: str, prior: pi_lib.Prior,
+                    where: str) -> list[str]:
+  """A warning when the design's own backtest errs more than the prior's growth
+  allows and the intervals still use the prior; `where`: the report's section."""
+  if backtest is None or not backtest.rejects_prior or extrapolation == "backtest":
+    return []
+  return [f"this design's backtest ({where}) extrapolated its own largest runs worse "
+          f"than the prior's {prior.growth:.3g} per decade allows (its errors imply "
+          f"{backtest.growth_estimate:.3g}); the prediction intervals use the prior, "
+          f"whose coverage was measured on real runs, and "
+          f"--config.study.extrapolation=backtest widens them by this design's own "
+          f"errors ({backtest.growth:.3g} per decade pooled)"]

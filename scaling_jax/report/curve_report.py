@@ -37,6 +37,11 @@ def fit_summary(fit: curves.CurveFit, extra: dict) -> dict:
       "targets": fit.targets, "aggregate": aggregate(fit),
       "compute_optimal": outputs.compute_optimal_summary(fit.compute_optimal),
       "objectives": fit.objectives.as_json() if fit.objectives else None,
+      "backtest": None if fit.backtest is None else {
+          "growth_estimate": fit.backtest.growth_estimate,
+          "growth_pooled": fit.backtest.growth, "growth_used": fit.extrapolation_growth,
+          "rejects_prior": fit.backtest.rejects_prior, "source": fit.backtest.source,
+          "rows": fit.backtest.rows},
       "seed_spread": fit.seed_spread, "notes": fit.notes,
       "versions": fit_cache.package_versions(),
   }
@@ -173,6 +178,12 @@ def _compute_optimal_lines(fit: curves.CurveFit) -> list[str]:
           f"{triple(co.multiplier, lambda v: f'{v:.3g}')}.", ""]
 
 
+def _growth_text(fit: curves.CurveFit) -> str:
+  if fit.backtest is not None and fit.extrapolation == "backtest":
+    return fit.backtest.source
+  return f"{fit.extrapolation_growth:.3g} per decade (the prior, study.extrapolation)"
+
+
 def render(fit: curves.CurveFit, context: dict) -> str:
   pct = f"{fit.level:.0%}"
   lines = [f"# Curve fit: {context.get('workdir', '')}", ""]
@@ -204,6 +215,10 @@ def render(fit: curves.CurveFit, context: dict) -> str:
               f"errors are their standard deviations.", ""]
   lines += _compute_optimal_lines(fit)
   lines += summary.objectives_section(fit.objectives, f"{next(iter(fit.fits), '')} fit")
+  lines += summary.backtest_section(
+      fit.backtest, "Eq. 3 refitted on the checkpoints of the fit runs up to each model "
+      "size, predicting the final checkpoint of each larger fit run (decades of "
+      "compute beyond that refit's checkpoints):", "backtest.rows", _growth_text(fit))
   if fit.seed_spread:
     lines += ["## Seeds", "", "| runs (dataset, model, N, tokens) | seeds | final loss mean "
               "| seed-to-seed sd |", "|---|---|---|---|"]

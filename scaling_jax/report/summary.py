@@ -118,9 +118,9 @@ def _targets_section(study: study_fit.StudyFit) -> list[str]:
             f"({study.loss.run_noise.source}), its extrapolation error "
             f"{_growth_text(study.loss)}"
             + _error_noise_text(getattr(study, "error", None))
-            + ". benchmarks/real_calibration.py measures "
-            f"their coverage on real held-out runs, benchmarks/calibration.py the mean "
-            f"kind's on simulated designs.", ""]
+            + ". benchmarks/real_calibration.py measures their coverage on real "
+              "held-out runs, benchmarks/calibration.py the mean kind's on simulated "
+              "designs.", ""]
   return lines
 
 
@@ -143,15 +143,21 @@ BACKTEST_ROWS_SHOWN = 12
 
 def _backtest_section(study: study_fit.StudyFit) -> list[str]:
   """How this design would have predicted its own largest runs (laws/backtest.py)."""
-  backtest = study.loss.backtest
+  return backtest_section(
+      study.loss.backtest,
+      "The loss law refitted on the runs up to each compute cutoff, predicting the "
+      "runs above it (extrapolation in decades of compute, plus of M, beyond that "
+      "refit's runs):", "loss_law.backtest.rows", _growth_text(study.loss))
+
+
+def backtest_section(backtest, intro: str, json_field: str, growth_text: str) -> list[str]:
+  """The backtest table (a final-point study's or a curve fit's), largest cutoffs
+  first; `json_field`: where fit.json holds every row."""
   if backtest is None or not backtest.ran:
     return []
   rows = sorted(backtest.rows, key=lambda r: (-r["cutoff"], -r["decades"]))
-  lines = ["## Backtest: how this design predicts its own largest runs", "",
-           "The loss law refitted on the runs up to each compute cutoff, predicting the "
-           "runs above it (extrapolation in decades of compute, plus of M, beyond that "
-           "refit's runs):", "",
-           "| fit runs | up to C | run | decades | predicted | measured | error |",
+  lines = ["## Backtest: how this design predicts its own largest runs", "", intro, "",
+           "| fit points | up to C | run | decades | predicted | measured | error |",
            "|---|---|---|---|---|---|---|"]
   for r in rows[:BACKTEST_ROWS_SHOWN]:
     error = (f"{100 * (np.exp(r['log_error']) - 1):+.2f}%"
@@ -161,9 +167,8 @@ def _backtest_section(study: study_fit.StudyFit) -> list[str]:
                  f"{r['predicted']:.4g} | {r['measured']:.4g} | {error} |")
   if len(rows) > BACKTEST_ROWS_SHOWN:
     lines.append(f"| ... | | {len(rows) - BACKTEST_ROWS_SHOWN} more in fit.json "
-                 f"(loss_law.backtest.rows) | | | | |")
-  lines += ["", f"Extrapolation error used by the prediction intervals: "
-            f"{_growth_text(study.loss)}.", ""]
+                 f"({json_field}) | | | | |")
+  lines += ["", f"Extrapolation error used by the prediction intervals: {growth_text}.", ""]
   return lines
 
 
@@ -281,6 +286,21 @@ def _cost_line(context: dict) -> str:
   return "; ".join(parts) + "."
 
 
+def ladder_lines(rows) -> list[str]:
+  """What the WSD ladder's runs cost against separate runs ([] without a ladder):
+  rows carry the 6 N D the law uses (`flops`) and what each unit trained
+  (`cost_flops`, a branch's cooldown only; scaling_jax/ladder.py)."""
+  laddered = [r for r in rows if r.get("cost_flops") is not None]
+  if not laddered:
+    return []
+  cost = sum(r["cost_flops"] for r in laddered)
+  alone = sum(r["flops"] for r in laddered)
+  branches = sum(1 for r in laddered if r.get("branch_of"))
+  return [f"WSD ladder: {len(laddered)} design points ({branches} cooldown branches) "
+          f"cost {cost:.3g} FLOPs to train, against {alone:.3g} as separate runs "
+          f"({100 * (1 - cost / alone):.0f}% saved).", ""]
+
+
 def _notes_section(study: study_fit.StudyFit) -> list[str]:
   if not study.notes:
     return []
@@ -303,6 +323,7 @@ def render(study: study_fit.StudyFit, context: dict, extra: list[str] = ()) -> s
   if context.get("source"):
     lines += [f"Runs: {context['source']}.", ""]
   lines += [_cost_line(context), ""]
+  lines += ladder_lines(study.rows)
   lines += _notes_section(study)
   lines += _caveats_section(study)
   lines += _targets_section(study)

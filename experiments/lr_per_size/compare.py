@@ -1,0 +1,43 @@
+"""Trains configs/lr_per_size.py (resumable) and prints each size's final loss per
+peak learning rate, the best marked.
+
+  python experiments/lr_per_size/compare.py --workdir=/tmp/lr_per_size
+"""
+import argparse
+import importlib.util
+import pathlib
+import time
+
+from scaling_jax import launch
+from scaling_jax.runs import table as runs_table
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--arg", default="", help="configs/lr_per_size.py variant")
+  args = parser.parse_args()
+  spec = importlib.util.spec_from_file_location("lr_per_size",
+                                                REPO / "configs" / "lr_per_size.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(args.arg)
+  start = time.time()
+  launch.run(config, args.workdir)
+  print(f"trained (or found) {len(config.sweep)} units in {time.time() - start:.0f} s")
+  finals = {r["run"]: r for r in runs_table.read_rows(pathlib.Path(args.workdir) / "runs")
+            if r["final"]}
+  print("\n| size | N | " + " | ".join(f"peak LR {lr:g}" for lr in module.PEAK_LRS) +
+        " |\n|---|---|" + "---|" * len(module.PEAK_LRS))
+  for size in module.SIZES:
+    losses = [finals[f"{size}_lr{lr:g}"]["loss/validation"] for lr in module.PEAK_LRS]
+    best = min(losses)
+    cells = [f"**{v:.4f}**" if v == best else f"{v:.4f}" for v in losses]
+    n = finals[f"{size}_lr{module.PEAK_LRS[0]:g}"]["N"]
+    print(f"| {size} | {n / 1e3:.1f}k | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+  main()
