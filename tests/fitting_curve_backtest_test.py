@@ -93,3 +93,13 @@ def test_the_curve_report_shows_the_backtest(fits, tmp_path):
   summary = json.loads(json.dumps(curve_report.fit_summary(prior, {}), default=float))
   assert summary["backtest"]["rows"][0]["run"] == "d"
   assert summary["backtest"]["growth_used"] == pi_lib.LOSS_PRIOR.growth
+
+
+def test_dense_sizes_give_at_most_eight_cutoffs_the_largest_kept():
+  n = np.repeat(np.geomspace(1e7, 1e9, 30), 3)
+  d = np.tile([1e8, 2e8, 4e8], 30)
+  masks = curve_backtest.size_cutoffs(_result(n, d))
+  largest = [n[m].max() for m in masks]
+  assert len(masks) == curve_backtest.MAX_CUTOFFS
+  assert largest[-1] == np.unique(n)[-2] and largest[0] == np.unique(n)[2]
+  assert largest == sorted(largest)

@@ -8,7 +8,9 @@ late_fraction of its tokens), beside the relative error at its final checkpoint.
 A final-only fit on the same runs is reported beside it when it is identifiable.
 
 Intervals come from a cluster bootstrap (laws/cluster.py): whole runs, with their
-seeds, are resampled, because checkpoints of one run are not independent.
+seeds, are resampled, because checkpoints of one run are not independent. The main
+fit also backtests itself by model size (curve_backtest.py). The design and the
+report's rows are built in curve_points.py and curve_rows.py.
 Borrowed parameters: `borrow` names the parameters to fix (every exponent, and
 optionally E); their values come from a fit of `borrow_from` runs in the same call
 (their bootstrap replicates carry the donor's uncertainty) or from `borrow_values`.
@@ -289,8 +291,7 @@ def _fit_runs(runs_by_name, study, fit_names, target_names, borrow: bool,
   if main.result is not None and kind == "curves":
     backtest = curve_backtest.backtest(
         main.result, curve_points.design(fit_runs, study, False)[4],
-        curve_rows.run_noise(fit_runs, main, study).sigma,
-        batch=study.bootstrap.num_resamples)
+        curve_rows.run_noise(fit_runs, main, study).sigma)
     notes += backtest_lib.rejection_notes(backtest, study.extrapolation, pi_lib.LOSS_PRIOR,
                                           "summary: Backtest")
   growth = backtest_lib.growth_used(backtest, study.extrapolation, pi_lib.LOSS_PRIOR)

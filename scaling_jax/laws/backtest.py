@@ -30,6 +30,7 @@ the prior's g (rejects_prior) gets a warning naming the option.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -84,13 +85,20 @@ def cutoffs(law, x) -> list[np.ndarray]:
   return masks
 
 
+@functools.lru_cache(maxsize=None)
+def _log_jacobian(law):
+  """jit(d log|law(theta, x)| / d theta): compiled once per law and input shape (a
+  backtest takes it at every cutoff, a calibration study at every trial)."""
+  return jax.jit(jax.jacfwd(lambda theta, x: jnp.log(jnp.abs(law(theta, x)))))
+
+
 def _refit_variance(law, params, x, mask, run_noise: float) -> np.ndarray:
   """[n] variance of log(prediction) from the refit's own estimation error (the
   delta method: the law's log-Jacobian J, s^2 j' (J_fit' J_fit)^+ j), so that the
   errors of refits on few runs are not taken for extrapolation error."""
   with jax.enable_x64(True):
-    jac = np.asarray(jax.jacfwd(lambda theta: jnp.log(jnp.abs(
-        law(theta, fit_lib.as_inputs(x)))))(jnp.asarray(params, jnp.float64)))
+    jac = np.asarray(_log_jacobian(law)(jnp.asarray(params, jnp.float64),
+                                        fit_lib.as_inputs(x)))
   if not np.all(np.isfinite(jac)):
     return np.full(len(mask), np.inf)
   fitted = jac[mask]
