@@ -1,11 +1,12 @@
 """Trains configs/lr_per_size.py (resumable) and prints each size's final loss per
-peak learning rate, the best marked.
+peak learning rate (mean over seeds), the best marked.
 
   python experiments/lr_per_size/compare.py --workdir=/tmp/lr_per_size
 """
 import argparse
 import importlib.util
 import pathlib
+import statistics
 import time
 
 from scaling_jax import launch
@@ -29,14 +30,20 @@ def main() -> None:
   print(f"trained (or found) {len(config.sweep)} units in {time.time() - start:.0f} s")
   finals = {r["run"]: r for r in runs_table.read_rows(pathlib.Path(args.workdir) / "runs")
             if r["final"]}
+  seeds = sorted({u["seed"] for u in config.sweep})
+  print(f"\nfinal validation loss, mean over {len(seeds)} seed(s) (spread: max - min)")
   print("\n| size | N | " + " | ".join(f"peak LR {lr:g}" for lr in module.PEAK_LRS) +
         " |\n|---|---|" + "---|" * len(module.PEAK_LRS))
   for size in module.SIZES:
-    losses = [finals[f"{size}_lr{lr:g}"]["loss/validation"] for lr in module.PEAK_LRS]
-    best = min(losses)
-    cells = [f"**{v:.4f}**" if v == best else f"{v:.4f}" for v in losses]
-    n = finals[f"{size}_lr{module.PEAK_LRS[0]:g}"]["N"]
-    print(f"| {size} | {n / 1e3:.1f}k | " + " | ".join(cells) + " |")
+    cells = []
+    for lr in module.PEAK_LRS:
+      losses = [finals[module.unit_name(size, lr, s)]["loss/validation"] for s in seeds]
+      cells.append((statistics.mean(losses), max(losses) - min(losses)))
+    best = min(mean for mean, _ in cells)
+    text = [(f"**{m:.4f}**" if m == best else f"{m:.4f}") +
+            (f" ({spread:.4f})" if len(seeds) > 1 else "") for m, spread in cells]
+    n = finals[module.unit_name(size, module.PEAK_LRS[0], 0)]["N"]
+    print(f"| {size} | {n / 1e3:.1f}k | " + " | ".join(text) + " |")
 
 
 if __name__ == "__main__":
