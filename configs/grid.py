@@ -16,9 +16,10 @@ Variants (after the colon, comma-separated `key=value` or bare flags):
            (scaling_jax/ladder.py): per size one trunk at its largest M
            (LADDER_FIT) and a cooldown branch at each smaller M: 19 fit points
            for 3.1e12 FLOPs (the default's five cost 2.2e12); the same two
-           targets, trained alone with the WSD schedule. Measured once in
-           experiments/ladder_main_job: Eq. 4 misfits these runs (both targets
-           21% off), so it is not the default.
+           targets, trained alone with the WSD schedule. Measured in
+           experiments/ladder_main_job: Eq. 4 misfits these runs (targets 21%
+           off at this LR, 5-8% at --config.optim.peak_lr=0.01 with E < 0), so
+           it is not the default.
            With paper: the paper's 104 design points as ladders (a trunk per
            dataset and size at its largest M); the dry run lists trunks,
            branches and the FLOPs saved against separate runs.
