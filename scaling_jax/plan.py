@@ -39,10 +39,19 @@ class RunPlan:
     return self.steps * self.tokens_per_step
 
   @property
+  def in_ladder(self) -> bool:
+    """Whether the run is a WSD ladder's trunk or one of its branches."""
+    return bool(self.branch_from_step or self.branch_points)
+
+  def cost_flops_at(self, step: int) -> float:
+    """The compute this unit itself has spent by `step`: a branch only from its fork,
+    since its trunk paid for the steps before (6 N x the tokens it trains)."""
+    return self.flops_at(self.tokens_at(step - self.branch_from_step))
+
+  @property
   def cost_flops(self) -> float:
-    """The compute this unit itself spends: a branch only its cooldown, since its
-    trunk paid for the steps before (6 N x the tokens it trains)."""
-    return self.flops_at(self.tokens_at(self.steps - self.branch_from_step))
+    """The compute the whole unit spends (cost_flops_at its last step)."""
+    return self.cost_flops_at(self.steps)
 
   @property
   def flops(self) -> float:

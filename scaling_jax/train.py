@@ -149,7 +149,7 @@ class _Reporter:
         os.path.normpath(workdir)), N=plan.num_params, M=plan.tokens_per_param,
                      model=cfg.name, dataset=dataset_name, seed=config.seed,
                      config=runs_table.config_json(config))
-    if plan.branch_from_step or plan.branch_points:  # one run of a WSD ladder
+    if plan.in_ladder:
       self.base["branch_of"] = (ladder.trunk_name(config, workdir)
                                 if plan.branch_from_step else "")
     self.hparams = {k: self.base[k] for k in ("N", "M", "model", "dataset", "seed")}
@@ -188,8 +188,7 @@ class _Reporter:
     row = dict(self.base, step=step, tokens=tokens,
                flops=runs_table.training_flops(self.base["N"], tokens), **fields)
     if "branch_of" in self.base:  # what it cost: a branch trains from its fork only
-      row["cost_flops"] = self.plan.flops_at(
-          self.plan.tokens_at(step - self.plan.branch_from_step))
+      row["cost_flops"] = self.plan.cost_flops_at(step)
     if self.enabled:
       runs_table.append_rows(self.records_path, [row])
     return row

@@ -88,7 +88,7 @@ def test_the_curve_report_shows_the_backtest(fits, tmp_path):
   _, prior, pooled = fits
   text = curve_report.render(prior, {"workdir": "w"})
   assert "## Backtest: how this design predicts its own largest runs" in text
-  assert "(the prior, study.extrapolation)" in text
+  assert "(the prior, study.extrapolation='prior')" in text
   assert pooled.backtest.source in curve_report.render(pooled, {"workdir": "w"})
   summary = json.loads(json.dumps(curve_report.fit_summary(prior, {}), default=float))
   assert summary["backtest"]["rows"][0]["run"] == "d"

@@ -47,7 +47,8 @@ def run_noise(fit_runs, main, study) -> pi_lib.RunNoise:
          "D": np.array([r["tokens"] for r in kept], float)}
     point = predict_lib.law_samples(forms.CHINCHILLA, main.params[None], x)[0]
     true = np.array([curve_points.loss(r, study.val_set) for r in kept])
-    offsets.setdefault(curve_points.cluster_key(checkpoints), []).append(np.mean(np.log(true / point)))
+    offsets.setdefault(curve_points.cluster_key(checkpoints), []).append(
+        np.mean(np.log(true / point)))
   per_cluster = np.array([np.mean(v) for v in offsets.values()])
   df = len(per_cluster) - 3
   sigma = float(np.sqrt(np.sum(per_cluster**2) / df)) if df >= 1 else 0.0
@@ -55,14 +56,12 @@ def run_noise(fit_runs, main, study) -> pi_lib.RunNoise:
                              f"the offsets of {len(per_cluster)} fit runs' curves")
 
 
-def checkpoint_rows(runs, fit_runs, main, study, level,
-                     growth: float) -> list[dict]:
+def checkpoint_rows(runs, fit_runs, main, study, level, noise: pi_lib.RunNoise, fit_x,
+                    growth: float) -> list[dict]:
   """One row per checkpoint: the law's prediction with its `prediction` interval
-  (loss_lo, loss_hi: one run's checkpoint there, extrapolation error `growth` per
-  decade) and its `mean` interval."""
+  (loss_lo, loss_hi: one run's checkpoint there, run noise `noise`, extrapolation
+  error `growth` per decade beyond the fit's inputs `fit_x`) and its `mean` interval."""
   rows = []
-  noise = run_noise(fit_runs, main, study)
-  fit_x = curve_points.design(fit_runs, study, False)[0]
   rng = np.random.default_rng([study.bootstrap.seed, 0x4355])  # 'CU'
   for name, checkpoints in runs.items():
     x = {"N": np.array([r["N"] for r in checkpoints], float),
@@ -87,7 +86,8 @@ def checkpoint_rows(runs, fit_runs, main, study, level,
 def seed_spread(runs_by_name, val_set) -> list[dict]:
   clusters = collections.defaultdict(list)
   for name, checkpoints in runs_by_name.items():
-    clusters[curve_points.cluster_key(checkpoints)].append(curve_points.loss(checkpoints[-1], val_set))
-  return [{"cluster": key.replace("|", " "), "seeds": len(v), "final_loss_mean": float(np.mean(v)),
-           "final_loss_sd": float(np.std(v, ddof=1))}
+    clusters[curve_points.cluster_key(checkpoints)].append(
+        curve_points.loss(checkpoints[-1], val_set))
+  return [{"cluster": key.replace("|", " "), "seeds": len(v),
+           "final_loss_mean": float(np.mean(v)), "final_loss_sd": float(np.std(v, ddof=1))}
           for key, v in sorted(clusters.items()) if len(v) > 1]

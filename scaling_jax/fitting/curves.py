@@ -235,8 +235,8 @@ def fit(source_rows, task_baselines, study) -> CurveFit:
 
 def _fit_runs(runs_by_name, study, fit_names, target_names, borrow: bool,
               kind: str = "curves") -> CurveFit:
-  """Eq. 3 on every checkpoint of the runs `fit_names` of `runs_by_name` (_by_run of
-  the study's dataset), predicting `target_names`;
+  """Eq. 3 on every checkpoint of the runs `fit_names` of `runs_by_name`
+  (curve_points.by_run of the study's dataset), predicting `target_names`;
   parameters are borrowed (study.curves.borrow*) when `borrow`. `kind` picks the
   'auto' objective; 'final' (a final-point study's comparison fit) fits by the
   study's own objective and skips the objective comparison."""
@@ -287,11 +287,12 @@ def _fit_runs(runs_by_name, study, fit_names, target_names, borrow: bool,
         main.result, main.replicates.params, level, study, "curves",
         {name: {"N": cps[-1]["N"], "D": cps[-1]["tokens"]} for name, cps in targets.items()})
     notes += [n for n in [comparison.note(f"{next(iter(fits))} fit")] if n]
+  # The main fit's inputs (a borrowed fit's too) and its runs' noise about it.
+  fit_x, _, _, _, fit_names = curve_points.design(fit_runs, study, False)
+  noise = curve_rows.run_noise(fit_runs, main, study)
   backtest = None
   if main.result is not None and kind == "curves":
-    backtest = curve_backtest.backtest(
-        main.result, curve_points.design(fit_runs, study, False)[4],
-        curve_rows.run_noise(fit_runs, main, study).sigma)
+    backtest = curve_backtest.backtest(main.result, fit_names, noise.sigma)
     notes += backtest_lib.rejection_notes(backtest, study.extrapolation, pi_lib.LOSS_PRIOR,
                                           "summary: Backtest")
   growth = backtest_lib.growth_used(backtest, study.extrapolation, pi_lib.LOSS_PRIOR)
@@ -304,7 +305,8 @@ def _fit_runs(runs_by_name, study, fit_names, target_names, borrow: bool,
                                    budget, level)
   return CurveFit(
       law=forms.CHINCHILLA, level=level, val_set=study.val_set, fits=fits,
-      checkpoints=curve_rows.checkpoint_rows(shown, fit_runs, main, study, level, growth),
+      checkpoints=curve_rows.checkpoint_rows(shown, fit_runs, main, study, level, noise,
+                                             fit_x, growth),
       targets=[row for name, cps in targets.items()
                for row in curve_rows.target_rows(name, cps, fits, study, level)],
       seed_spread=curve_rows.seed_spread(runs_by_name, study.val_set), notes=notes,

@@ -116,7 +116,7 @@ def _link_ladders(units: list[WorkUnit]) -> list[WorkUnit]:
   that has not started. Units outside a ladder keep their order."""
   ladders: dict[str, list[WorkUnit]] = {}
   for unit in units:
-    if unit.plan.branch_from_step or unit.plan.branch_points:
+    if unit.plan.in_ladder:
       ladders.setdefault(_ladder_key(unit), []).append(unit)
   if not ladders:
     return units
@@ -135,8 +135,8 @@ def _link_ladders(units: list[WorkUnit]) -> list[WorkUnit]:
     trunks.add(trunk[0].name)
     for unit in members:
       if not unit.config.train.branch_dir:
-        unit.config.train.branch_dir = os.path.join(
-            os.path.dirname(unit.workdir), trunk[0].name, ladder.BRANCH_POINTS_DIRNAME)
+        unit.config.train.branch_dir = os.path.join(trunk[0].workdir,
+                                                    ladder.BRANCH_POINTS_DIRNAME)
   return sorted(units, key=lambda u: u.name not in trunks)
 
 
@@ -303,7 +303,7 @@ def format_table(units: list[WorkUnit]) -> str:
   trunks = sum(1 for u in units if u.plan.branch_points)
   branches = sum(1 for u in units if u.plan.branch_from_step)
   if branches:
-    laddered = [u for u in units if u.plan.branch_points or u.plan.branch_from_step]
+    laddered = [u for u in units if u.plan.in_ladder]
     cost = sum(u.plan.cost_flops for u in laddered)
     alone = sum(u.flops for u in laddered)
     saved = alone - cost

@@ -178,12 +178,6 @@ def _compute_optimal_lines(fit: curves.CurveFit) -> list[str]:
           f"{triple(co.multiplier, lambda v: f'{v:.3g}')}.", ""]
 
 
-def _growth_text(fit: curves.CurveFit) -> str:
-  if fit.backtest is not None and fit.extrapolation == "backtest":
-    return fit.backtest.source
-  return f"{fit.extrapolation_growth:.3g} per decade (the prior, study.extrapolation)"
-
-
 def render(fit: curves.CurveFit, context: dict) -> str:
   pct = f"{fit.level:.0%}"
   lines = [f"# Curve fit: {context.get('workdir', '')}", ""]
@@ -218,7 +212,7 @@ def render(fit: curves.CurveFit, context: dict) -> str:
   lines += summary.backtest_section(
       fit.backtest, "Eq. 3 refitted on the checkpoints of the fit runs up to each model "
       "size, predicting the final checkpoint of each larger fit run (decades of "
-      "compute beyond that refit's checkpoints):", "backtest.rows", _growth_text(fit))
+      "compute beyond that refit's checkpoints):", "backtest.rows", summary.growth_text(fit))
   if fit.seed_spread:
     lines += ["## Seeds", "", "| runs (dataset, model, N, tokens) | seeds | final loss mean "
               "| seed-to-seed sd |", "|---|---|---|---|"]

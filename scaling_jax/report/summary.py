@@ -116,7 +116,7 @@ def _targets_section(study: study_fit.StudyFit) -> list[str]:
             f"{pi_lib.LOSS_PRIOR.source}: loss {pi_lib.LOSS_PRIOR.line().split(';')[0]}; "
             f"the loss law's run noise here is {study.loss.run_noise.sigma:.3g} "
             f"({study.loss.run_noise.source}), its extrapolation error "
-            f"{_growth_text(study.loss)}"
+            f"{growth_text(study.loss)}"
             + _error_noise_text(getattr(study, "error", None))
             + ". benchmarks/real_calibration.py measures their coverage on real "
               "held-out runs, benchmarks/calibration.py the mean kind's on simulated "
@@ -130,7 +130,10 @@ def _error_noise_text(error: study_fit.LawFit | None) -> str:
   return f"; the error law's is {error.run_noise.sigma:.3g} ({error.run_noise.source})"
 
 
-def _growth_text(law_fit: study_fit.LawFit) -> str:
+def growth_text(law_fit) -> str:
+  """The extrapolation growth a fit's prediction intervals use, and its source; for
+  a study_fit.LawFit or a curves.CurveFit (both carry backtest, extrapolation and
+  extrapolation_growth)."""
   if law_fit.backtest is not None and law_fit.extrapolation == "backtest":
     return law_fit.backtest.source
   return (f"{law_fit.extrapolation_growth:.3g} per decade (the prior"
@@ -147,7 +150,7 @@ def _backtest_section(study: study_fit.StudyFit) -> list[str]:
       study.loss.backtest,
       "The loss law refitted on the runs up to each compute cutoff, predicting the "
       "runs above it (extrapolation in decades of compute, plus of M, beyond that "
-      "refit's runs):", "loss_law.backtest.rows", _growth_text(study.loss))
+      "refit's runs):", "loss_law.backtest.rows", growth_text(study.loss))
 
 
 def backtest_section(backtest, intro: str, json_field: str, growth_text: str) -> list[str]:
