@@ -34,6 +34,10 @@ EXTRAS = {
     "grain": ["grain>=0.2.18"],
     "xm": ["xmanager>=0.6"],
     "slurm": ["submitit>=1.5"],
+    # libtpu (~700 MB): the compile dry run compiles for TPU slices on any machine
+    # (scaling_jax/aot). pip keeps the installed jax and adds its matching libtpu;
+    # `pip install "jax[tpu]==<your jax version>"` says the same explicitly.
+    "tpu": ["jax[tpu]"],
 }
 
 setuptools.setup(

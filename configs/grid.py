@@ -23,6 +23,9 @@ Variants (after the colon, comma-separated `key=value` or bare flags):
            With paper: the paper's 104 design points as ladders (a trunk per
            dataset and size at its largest M); the dry run lists trunks,
            branches and the FLOPs saved against separate runs.
+  width_lr with the default or ladder study: each size's peak LR scaled as 1/width
+           (ladder_peak_lr; experiments/ladder_main_job, third run: targets 2.5%
+           and 6.9% off, E < 0 still).
   seeds=K  K seeds per unit (default 1).
   advise   the default study, then the run advisor (scaling_jax/fitting/advice.py): it
            proposes runs for study.advise.budget_flops (default ADVISE_BUDGET) and
@@ -54,6 +57,12 @@ SMOKE_TARGET_UNITS = (("tiny-0.5", 40),)
 # does (tiny-0 at 320, tiny-2 at 20), and the smaller sizes reach larger M.
 LADDER_FIT = {"tiny-0": (5, 10, 20, 40, 80, 160, 320), "tiny-0.5": (5, 10, 20, 40, 80),
               "tiny-1": (5, 10, 20, 40), "tiny-2": (5, 10, 20)}
+# The ladder's peak LR per size: LADDER_LR at width LADDER_LR_WIDTH, scaled as
+# 1/width (the muP rule for hidden matrices under Adam). Anchored on the one
+# optimum experiments/lr_per_size brackets (tiny-2, width 48: 1e-2); it gives
+# 3e-2, 2e-2 and 1.5e-2 to the widths 16-32, whose measured optima lie at 1e-2
+# to 3e-2, and 7.5e-3 to the width-64 target, which no measurement tuned.
+LADDER_LR, LADDER_LR_WIDTH = 1e-2, 48
 
 # The paper's testbed: four small sizes x eight multipliers x three datasets.
 PAPER_SIZES = ("openlm-11m", "openlm-79m", "openlm-154m", "openlm-411m")
@@ -84,7 +93,8 @@ ADVISE_BUDGET = 3e12
 ADVISE_MULTIPLIERS = "10,20,40,80"
 
 # Variants after the colon: `configs/grid.py:smoke`, `:paper`, `:seeds=3`, `:advise`.
-_KNOBS = dict(smoke=False, paper=False, seeds=1, advise=False, ladder=False)
+_KNOBS = dict(smoke=False, paper=False, seeds=1, advise=False, ladder=False,
+              width_lr=False)
 # What `python -m scaling_jax.main --help` lists for this file (the text after the
 # colon -> what it gives); scaling_jax/config_variants.py reads it without running
 # this file, and tests/config_variants_test.py builds each and checks none is missing.
@@ -100,6 +110,10 @@ VARIANTS = {
               "for study.advise.budget_flops and refits on every non-target run",
     "ladder": "the default study from WSD ladders: a trunk per size and a cooldown "
               "branch per smaller M, 19 fit points, the same two targets",
+    "width_lr": "the default study with each size's peak LR scaled as 1/width from "
+                "1e-2 at width 48 (LADDER_LR)",
+    "ladder,width_lr": "the ladder study with each size's peak LR scaled as 1/width "
+                       "from 1e-2 at width 48 (LADDER_LR)",
     "paper,ladder": "the paper's design points from WSD ladders: a trunk per dataset "
                     "and size, a cooldown branch per smaller M (the dry run says "
                     "what it saves)",
@@ -112,6 +126,9 @@ def _parse(arg: str) -> dict:
     raise ValueError("configs/grid.py: choose one of 'smoke' and 'paper'")
   if variant["ladder"] and variant["smoke"]:
     raise ValueError("configs/grid.py: choose one of 'smoke' and 'ladder'")
+  if variant["width_lr"] and variant["paper"]:
+    raise ValueError("configs/grid.py: width_lr scales the tiny sizes' LR; the paper "
+                     "variant keeps its released LR")
   if variant["seeds"] < 1:  # no seeds would be an empty sweep: nothing to train
     raise ValueError(f"configs/grid.py: variant seeds={variant['seeds']} must be at "
                      f"least 1 (seeds per unit)")
@@ -188,12 +205,23 @@ def _tables(variant: dict):
   return FIT_UNITS, TARGET_UNITS
 
 
+def ladder_peak_lr(preset: str) -> float:
+  """LADDER_LR scaled by 1/width from LADDER_LR_WIDTH (rounded to 3 digits)."""
+  from scaling_jax import model as model_lib  # pylint: disable=import-outside-toplevel
+  return float(f"{LADDER_LR * LADDER_LR_WIDTH / model_lib.preset(preset).width:.3g}")
+
+
 def _with_ladders(units: list[dict]) -> list[dict]:
   """Each fit unit joins its size's ladder (LADDER_FIT); a target trains alone."""
   return [dict(u, **{"train.branch_multipliers": ",".join(
       f"{m:g}" for m in LADDER_FIT[u["model"]])
       if u["tokens_per_param"] in LADDER_FIT.get(u["model"], ()) else ""})
           for u in units]
+
+
+def _with_width_lr(units: list[dict]) -> list[dict]:
+  """Every unit at its width's peak LR (ladder_peak_lr)."""
+  return [dict(u, **{"optim.peak_lr": ladder_peak_lr(u["model"])}) for u in units]
 
 
 def get_sweep(variant: dict | None = None) -> list[dict]:
@@ -207,6 +235,8 @@ def get_sweep(variant: dict | None = None) -> list[dict]:
     units = [dict(model=p, tokens_per_param=float(m)) for p, m in fit + targets]
     if variant["ladder"]:
       units = _with_ladders(units)
+    if variant["width_lr"]:
+      units = _with_width_lr(units)
   return [dict(u, seed=s) for u in units for s in seeds]
 
 

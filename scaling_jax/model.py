@@ -23,6 +23,8 @@ parameter-free (normalisation only).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import math
 
@@ -33,6 +35,25 @@ from flax import nnx
 from scaling_jax import sharding
 
 _NEG_INF = -1e30  # finite, so fully masked rows never produce NaN
+
+# Whether the model's loops (the layer scan, blockwise attention's key-block scan)
+# are traced unrolled: XLA's cost analysis counts a loop body once, so the compile
+# dry run (scaling_jax/aot) counts a step's FLOPs on unrolled copies.
+_UNROLL_LOOPS = contextvars.ContextVar("unroll_loops", default=False)
+
+
+@contextlib.contextmanager
+def unrolled_loops():
+  """Traces inside this block unroll the model's scans (same values, no loops)."""
+  token = _UNROLL_LOOPS.set(True)
+  try:
+    yield
+  finally:
+    _UNROLL_LOOPS.reset(token)
+
+
+def _unroll() -> bool | int:
+  return True if _UNROLL_LOOPS.get() else 1
 
 # model.attention: how the blocks compute causal attention. "xla" and "cudnn" are
 # jax.nn.dot_product_attention's `implementation`s (cuDNN flash attention needs a
@@ -211,7 +232,8 @@ def _query_block_attention(q_BTNH, k_CBSNH, v_CBSNH, q_start):
   init = (jnp.full((b, n, t), _NEG_INF, jnp.float32),
           jnp.zeros((b, n, t), jnp.float32), jnp.zeros((b, t, n, h), jnp.float32))
   starts = jnp.arange(k_CBSNH.shape[0]) * k_CBSNH.shape[2]
-  (_, l_BNT, acc_BTNH), _ = jax.lax.scan(step, init, (k_CBSNH, v_CBSNH, starts))
+  (_, l_BNT, acc_BTNH), _ = jax.lax.scan(step, init, (k_CBSNH, v_CBSNH, starts),
+                                         unroll=_unroll())
   return (acc_BTNH / l_BNT.transpose(0, 2, 1)[..., None]).astype(q_BTNH.dtype)
 
 
@@ -356,7 +378,8 @@ class Transformer(nnx.Module):
                   attn_out=self.attn_out[...], mlp_norm=self.mlp_norm[...],
                   gate_up=self.gate_up[...], down=self.down[...])
     block = rematerialised(self._block, cfg.remat)
-    x_BTD, _ = jax.lax.scan(lambda x, layer: (block(x, layer), None), x_BTD, layers)
+    x_BTD, _ = jax.lax.scan(lambda x, layer: (block(x, layer), None), x_BTD, layers,
+                            unroll=_unroll())
     x_BTD = _layer_norm(x_BTD, self.final_norm[...], cfg.norm_eps)
     logits_BTV = jnp.einsum("btd,dv->btv", x_BTD, self.unembed[...].astype(dtype))
     return sharding.constrain(logits_BTV.astype(jnp.float32),

@@ -111,6 +111,22 @@ class Program:
                                  np.float32(0.0))
     return lowered.compile().as_text()
 
+  def lower_step(self, global_batch: int):
+    """The train step lowered for abstract inputs, for ahead-of-time compilation
+    on devices that need not exist here (scaling_jax/aot); nothing is allocated."""
+    batch = jax.ShapeDtypeStruct((global_batch, self.cfg.seq_len + 1), jnp.int32,
+                                 sharding=sharding.batch_sharding(self.mesh))
+    with jax.set_mesh(self.mesh):
+      return self._step.lower(self.abstract_state(), batch,
+                              jax.ShapeDtypeStruct((), jnp.float32))
+
+  def lower_logits(self, batch: int, seq_len: int):
+    """The evaluators' forward pass lowered for [batch, seq_len] tokens."""
+    tokens = jax.ShapeDtypeStruct((batch, seq_len), jnp.int32,
+                                  sharding=sharding.batch_sharding(self.mesh))
+    with jax.set_mesh(self.mesh):
+      return self._logits.lower(self.abstract_state()["params"], tokens)
+
   def logits_fn(self, params):
     """logits_fn for evaluators, closed over `params` (see evals/base.py)."""
     def logits_fn(tokens_BT):

@@ -17,7 +17,9 @@ command again continues a killed sweep. A stopped worker (SIGTERM, a SLURM
 preemption) first saves the step it reached (scaling_jax.preemption). A unit
 whose training loss became non-finite is recorded as diverged and counts as
 finished: the sweep goes on, and the fit leaves it out (runs/table.py).
-`config.launch.dry_run=True` lists the units with N, M, tokens and FLOPs.
+`config.launch.dry_run=True` lists the units with N, M, tokens and FLOPs;
+`dry_run=compile` also compiles each for the TPU slice `config.launch.topology`
+on this CPU and says what a chip needs (scaling_jax/aot/dry_run.py).
 
 Several launchers on one workdir share the work safely: each unit trains under
 a lock on its directory (launch/unit_lock.py), held by the process training it.
@@ -64,6 +66,13 @@ def run(config, workdir: str) -> list[WorkUnit]:
   options.check_launch_config(launch_cfg)
   workdir = os.path.abspath(os.fspath(workdir))
   units = build_units(config, workdir)
+  if launch_cfg.dry_run == "compile":  # the slice's devices, not this machine's
+    from scaling_jax.aot import dry_run as compile_dry_run  # pylint: disable=g-import-not-at-top
+    for unit in units:
+      unit.write_config()
+    units_lib.print_table(units)
+    compile_dry_run.run(units, launch_cfg)
+    return units
   # A unit that joins a multi-process job sees devices no launcher can count.
   multi_process = any(u.config.distributed.initialize for u in units)
   # devices imports the worker module: imported here, not at the top, so that

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ml_collections
 
 BACKENDS = ("local", "inline", "xm_local", "slurm")
+DRY_RUNS = (False, True, "compile")
 
 
 def default_launch_config() -> ml_collections.ConfigDict:
@@ -15,7 +16,12 @@ def default_launch_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       backend="local",  # one of BACKENDS
       max_parallel=1,  # units training at once (device slices; SLURM array width)
-      dry_run=False,  # list the units with N, M, tokens and FLOPs; train nothing
+      # True: list the units with N, M, tokens and FLOPs; 'compile': also compile
+      # each for launch.topology (scaling_jax/aot); either way train nothing
+      dry_run=ml_collections.FieldReference(False, field_type=object),
+      # a TPU slice libtpu knows ('v5e:4x4', 'v5p:2x2x2'): what dry_run=compile
+      # compiles for (a unit's own launch.topology, set in a sweep, wins)
+      topology="",
       # XLA host devices of each unit process on CPU; 0: one per core of the
       # unit's slice, as many as every unit's mesh and batch accept (launch.run)
       cpu_devices_per_unit=0,
@@ -45,6 +51,10 @@ def check_launch_config(resolved) -> None:
     raise ValueError(f"config.launch.max_parallel must be a positive int, got "
                      f"{resolved.max_parallel!r}")
   check_cpu_devices_per_unit(resolved.cpu_devices_per_unit)
+  if resolved.dry_run not in DRY_RUNS:
+    raise ValueError(f"config.launch.dry_run is {resolved.dry_run!r}; choose False, "
+                     f"True (list the units) or 'compile' (also compile them for "
+                     f"config.launch.topology)")
 
 
 def check_cpu_devices_per_unit(count) -> None:
