@@ -1,7 +1,7 @@
 """Compiling for real TPU slices on this CPU (needs libtpu: the [tpu] extra).
 
-Skipped without libtpu; CI installs it beside the suite's environment and runs this
-file there (.ci/run). Hand-computable programs check that the figures the compile
+Skipped without libtpu; README.md (Extras, `[tpu]`) gives the venv and command that
+run it. Hand-computable programs check that the figures the compile
 dry run reads (cost and memory analyses) mean what it takes them to mean.
 """
 import dataclasses

@@ -30,7 +30,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # No test may hang the suite: CI stops a run at 30 minutes and shows only its start,
 # so a test stuck past this fails with its traceback (and every thread's stack on
 # stderr) and the rest still run. The slowest test takes about a minute idle.
-TEST_TIME_LIMIT_S = int(os.environ.get("SCALING_JAX_TEST_TIME_LIMIT_S", "300"))
+# The smoke study's set-up (6 units trained) took 261 s of a CI run sharing the two
+# cores with the other worker, hence the margin.
+TEST_TIME_LIMIT_S = int(os.environ.get("SCALING_JAX_TEST_TIME_LIMIT_S", "420"))
 
 
 @pytest.fixture(autouse=True)
