@@ -24,6 +24,14 @@ from scaling_jax.aot import roofline
 from scaling_jax.aot import topology
 from scaling_jax.launch import options
 
+# The three compile-heavy tests (several programs each, about two minutes in all)
+# run with the [tpu] extra's tests (README, Extras: the venv with libtpu), where
+# the compile dry run is used; CI's 30 minutes on two cores leave them out, and
+# everything else here runs everywhere.
+WITH_TPU_EXTRA = pytest.mark.skipif(
+    not topology.libtpu_available(),
+    reason="compile-heavy: runs with the [tpu] extra's tests (README, Extras)")
+
 # Wide enough that matrix products dominate a step, small enough to compile in seconds.
 SMALL = model_lib.ModelConfig(name="aot-small", vocab_size=512, width=128, num_layers=4,
                               num_heads=4, seq_len=128, mlp_multiple=16, remat="none",
@@ -50,6 +58,7 @@ def _unit(tmp_path, config, name="u0"):
 
 
 @pytest.mark.slow  # compiles several programs
+@WITH_TPU_EXTRA
 def test_step_costs_are_corrected_for_the_layer_loop_and_match_model_flops():
   config = _config()
   counted = compile_unit.step_costs(config, jax.devices()[:1])
@@ -123,6 +132,7 @@ def _fake_slice(monkeypatch, hbm_bytes):
 
 
 @pytest.mark.slow  # compiles several programs
+@WITH_TPU_EXTRA
 def test_unit_too_large_is_refused_with_a_mesh_that_fits(tmp_path, monkeypatch):
   config = _config(TINY)
   data = compile_unit.compile_memory(config, jax.devices()[:4])["memory"]["total"]
@@ -140,6 +150,7 @@ def test_unit_too_large_is_refused_with_a_mesh_that_fits(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow  # compiles several programs
+@WITH_TPU_EXTRA
 def test_large_replicated_parameter_is_flagged(tmp_path, monkeypatch):
   """The planted bug: the unembedding left whole on every chip of an FSDP mesh."""
   launch = _fake_slice(monkeypatch, 2 ** 40)
