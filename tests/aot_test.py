@@ -23,6 +23,7 @@ from scaling_jax.aot import hlo_stats
 from scaling_jax.aot import roofline
 from scaling_jax.aot import topology
 from scaling_jax.launch import options
+from scaling_jax.launch import units
 
 # The three compile-heavy tests (several programs each, about two minutes in all)
 # run with the [tpu] extra's tests (README, Extras: the venv with libtpu), where
@@ -53,8 +54,8 @@ def _config(model=SMALL, batch=8, mesh=None):
 
 
 def _unit(tmp_path, config, name="u0"):
-  return types.SimpleNamespace(name=name, config=config, plan=plan_lib.plan(config),
-                               workdir=str(tmp_path / "runs" / name))
+  return units.WorkUnit(name=name, config=config, plan=plan_lib.plan(config),
+                        workdir=str(tmp_path / "runs" / name))
 
 
 @pytest.mark.slow  # compiles several programs

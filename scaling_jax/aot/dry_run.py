@@ -12,8 +12,6 @@ after every file and the table are written, so no pod is booked on them.
 from __future__ import annotations
 
 import json
-import math
-import os
 import sys
 import time
 
@@ -136,15 +134,6 @@ def unit_record(unit, topology: str, compiled: dict) -> dict:
   return record
 
 
-def _write(unit, record: dict) -> None:
-  os.makedirs(unit.workdir, exist_ok=True)
-  path = os.path.join(unit.workdir, COMPILE_FILENAME)
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(record, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
-
-
 def format_table(records: list[dict]) -> str:
   width = max([len(r["unit"]) for r in records] + [4])
   lines = [f"{'unit':<{width}}  {'slice':<10} {'mesh':>9}  {'GiB/chip':>9}  "
@@ -186,7 +175,7 @@ def run(units, launch_cfg, log=None) -> list[dict]:
     if key not in by_shape:
       by_shape[key] = _compile_shape(unit, topology, log)
     record = unit_record(unit, topology, by_shape[key])
-    _write(unit, record)
+    unit.write_file(COMPILE_FILENAME, json.dumps(record, indent=1, sort_keys=True))
     records.append(record)
   print(format_table(records), flush=True)
   problems = [f"  {r['unit']}: {r['refused']}" for r in records if r["refused"]]

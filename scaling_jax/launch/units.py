@@ -59,11 +59,16 @@ class WorkUnit:
 
   def write_config(self) -> str:
     """Writes the unit's config as JSON into its directory (atomically)."""
+    return self.write_file(UNIT_CONFIG_FILENAME, self.config.to_json(sort_keys=True,
+                                                                     indent=1))
+
+  def write_file(self, filename: str, text: str) -> str:
+    """Writes `text` to `filename` in the unit's directory, atomically; its path."""
     os.makedirs(self.workdir, exist_ok=True)
-    path = os.path.join(self.workdir, UNIT_CONFIG_FILENAME)
+    path = os.path.join(self.workdir, filename)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
-      f.write(self.config.to_json(sort_keys=True, indent=1))
+      f.write(text)
     os.replace(tmp, path)
     return path
 
