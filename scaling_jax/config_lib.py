@@ -51,14 +51,15 @@ def default_config() -> ml_collections.ConfigDict:
   """Every field of a study, each with its one default, from its owner.
 
   A study config (configs/*.py) starts here and changes what it needs; a single
-  training run reads model, data, train, optim, mesh, distributed and evals; the
-  study job adds sweep, launch, runs and study.
+  training run reads model, data, train, optim, mesh, distributed, evals and wandb;
+  the study job adds sweep, launch, runs and study.
   """
   # Imported here: each owner's defaults pull in its package, which a caller that
   # only plans runs does not need. None of these imports config_lib back.
   from scaling_jax import data  # pylint: disable=g-import-not-at-top
   from scaling_jax import evals  # pylint: disable=g-import-not-at-top
   from scaling_jax import runs  # pylint: disable=g-import-not-at-top
+  from scaling_jax import wandb_log  # pylint: disable=g-import-not-at-top
   from scaling_jax.fitting import settings as fitting_settings  # pylint: disable=g-import-not-at-top
   from scaling_jax.launch import options as launch_options  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict()
@@ -104,6 +105,7 @@ def default_config() -> ml_collections.ConfigDict:
       coordinator_address="",  # '' -> let JAX detect the cluster
       num_processes=1, process_id=0)
   config.evals = evals.default_evals_config()
+  config.wandb = wandb_log.default_wandb_config()  # a W&B mirror of TensorBoard
   config.sweep = []  # override dicts, one per unit (see launch/sweep.py)
   config.launch = launch_options.default_launch_config()
   config.runs = runs.default_runs_config()

@@ -1,36 +1,20 @@
-r"""Command line: run a study from an ml-collections config.
+r"""Run a scaling study: train (if the config has a sweep), fit the laws, write a report.
 
-  python -m scaling_jax.main --config=configs/grid.py --workdir=OUT
   python -m scaling_jax.main --config=configs/testbed.py:train=rpj \
-      --config.runs.path=../shared/data/openlm_testbed --workdir=OUT
+      --config.runs.path=../shared/data/openlm_testbed --workdir=/tmp/testbed
+        fit the released testbed (no training, about a minute)
+  python -m scaling_jax.main --config=configs/grid.py --workdir=/tmp/study
+        the default study: train seven tiny models, fit, predict two (7 minutes)
+  python -m scaling_jax.main --config=configs/grid.py:paper \
+      --config.launch.dry_run=True --workdir=/tmp/paper
+        list the paper's 104 runs with their FLOPs, training nothing
 
-Flags live here only; everything else is `scaling_jax.study.run(config, workdir)`,
-which notebooks call directly. A config file is Python: `--config=` runs it (and
-`--help` runs every file under configs/ to list its variants), so run configs you
-trust, as any script; a workdir, by contrast, is only read as data. The config is
-locked, so an override of a field it lacks fails with ml_collections' own message
-and its "did you mean" hint.
-
-Input a user can fix ends the command with one line, `error: ...` (continued on
-indented lines at most), and exit status 2, as argparse does for bad arguments:
-missing or unknown flags, a config file that is missing or refuses its variant,
-a value of the wrong type, and every refusal from the study. The study's refusals
-are ValueErrors that the package raises itself (the project's convention:
-fitting.StudyError, runs.RunsError, the testbed's TestbedError... each naming the
-file, field and fix) and the OSErrors about a path (missing, not a directory, no
-permission); see refusals.py. Anything else is a bug and keeps its traceback, a
-ValueError from inside numpy or jax too; `--traceback` shows it for a refusal too.
-
-A `--config.<field>` override that the sweep replaces in every unit would change
-nothing, so it is refused, naming the field; one the sweep replaces in some units
-applies to the rest, with a warning line naming those it does not reach.
-
-Fit objective: --config.study.fit.loss=auto|squares|huber (Huber on log residuals,
-turning linear past --config.study.fit.huber_delta, default 1e-3). auto: least
-squares for final-point studies, Huber for curve and table fits (measured on
-../shared by benchmarks/objective_choice.py). The other objective is fitted too;
-summary.md shows both laws where they differ by more than the fit's intervals.
+The answer is WORKDIR/report/summary.md (targets, verdict, laws, warnings); the
+command ends by printing each target's measured and predicted values. Any config
+field can be overridden with --config.FIELD=VALUE; a config file's variants follow
+the colon (listed below).
 """
+import os
 import os
 import sys
 
@@ -42,9 +26,38 @@ from scaling_jax import config_variants
 from scaling_jax import refusals
 from scaling_jax.laws import prediction_interval
 
+# The rules a user meets only when something goes wrong, or when reading closely:
+# the end of --help, after what they run.
+_POLICY = """\
+Fit objective: --config.study.fit.loss=auto|squares|huber (Huber on log residuals,
+turning linear past --config.study.fit.huber_delta, default 1e-3). auto: least
+squares for final-point studies, Huber for curve and table fits (measured on
+../shared by benchmarks/objective_choice.py). The other objective is fitted too;
+summary.md shows both laws where they differ by more than the fit's intervals.
+
+Errors. Input a user can fix ends the command with one line, `error: ...`
+(continued on indented lines at most), and exit status 2, as argparse does for bad
+arguments: missing or unknown flags, a config file that is missing or refuses its
+variant, a value of the wrong type, and every refusal from the study. The study's
+refusals are ValueErrors that the package raises itself (fitting.StudyError,
+runs.RunsError, the testbed's TestbedError... each naming the file, field and fix)
+and the OSErrors about a path (missing, not a directory, no permission); see
+refusals.py. Anything else is a bug and keeps its traceback, a ValueError from
+inside numpy or jax too; `--traceback` shows it for a refusal too. A
+`--config.<field>` override that the sweep replaces in every unit would change
+nothing, so it is refused, naming the field; one the sweep replaces in some units
+applies to the rest, with a warning line naming those it does not reach.
+
+Trust. A config file is Python: `--config=` runs it (and `--help` runs every file
+under configs/ to list its variants), so run configs you trust, as any script; a
+workdir, by contrast, is only read as data, and nothing is created in it before the
+input is accepted. Flags live here only; everything else is
+`scaling_jax.study.run(config, workdir)`, which notebooks call directly."""
+
 # absl's --help prints this module's docstring: end it with each config's variants,
 # read from the VARIANTS each config file declares, so the list cannot go stale.
-__doc__ += "\n" + config_variants.help_text() + "\n\n" + prediction_interval.help_text()
+__doc__ += ("\n" + config_variants.help_text() + "\n\n" + prediction_interval.help_text()
+            + "\n\n" + _POLICY)
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.",
                                           lock_config=True)

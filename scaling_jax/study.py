@@ -30,6 +30,7 @@ from scaling_jax.fitting import settings as fitting_settings
 from scaling_jax.fitting import study_fit
 from scaling_jax.laws import sanity
 from scaling_jax.report import fit_cache
+from scaling_jax.report import headlines
 
 
 def _train(config, workdir) -> bool:
@@ -127,7 +128,9 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
              "unfinished": [r["run"] for r in getattr(fit, "rows", []) if not r["final"]],
              "train_seconds": train_seconds, "reused_fit": reused, "started": started}
   path = report.write(fit, report_dir, context, fit_cache.dumps(key, fit))
-  said = {f"WARNING: {note}" for note in source.notes}
+  # The answer first (each target's measured and predicted values), then a line per
+  # warning; the source's were printed in full above.
+  said = {headlines.warning_line(note) for note in source.notes}
   for line in report.console_lines(fit):
     if line not in said:
       print(line)
@@ -136,18 +139,28 @@ def fit_and_report(config, workdir, *, train_seconds: float | None = None
 
 
 def check_workdir(workdir: str) -> None:
-  """Creates `workdir` if missing and checks that it takes files, before any compute.
+  """Checks, before any compute, that `workdir` can take files; creates nothing.
 
   Otherwise a workdir that is a file, or sits on a read-only disk, fails only
   when the first unit or the report is written: after the training or the fit.
+  A missing workdir is not created here: whatever first writes in it does (a
+  unit's folder, the report), so input refused later leaves no empty folder behind.
   """
   fix = "pass a --workdir that is a directory you can write (it is created if missing)"
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ValueError(f"workdir {workdir} is an existing file, not a directory; {fix}")
+  existing = os.path.abspath(workdir)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ValueError(f"workdir {workdir} cannot be created: {existing} is a file, not "
+                     f"a directory; {fix}")
   try:
-    os.makedirs(workdir, exist_ok=True)
-    with tempfile.TemporaryFile(dir=workdir):
-      pass
+    if existing == os.path.abspath(workdir):
+      with tempfile.TemporaryFile(dir=workdir):
+        pass
+    else:  # a folder made and removed where the workdir would be created
+      os.rmdir(tempfile.mkdtemp(prefix=".scaling_jax_check-", dir=existing))
   except OSError as e:
     raise ValueError(f"workdir {workdir} cannot be written ({e.strerror}: "
                      f"{e.filename or workdir}); {fix}") from None

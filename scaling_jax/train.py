@@ -4,7 +4,9 @@
   checkpoints/   orbax checkpoints of {params, opt_state, step}
   records.jsonl  runs-table rows, one per evaluation (see scaling_jax.records)
   tb/            TensorBoard event files (train loss, LR, throughput, eval metrics,
-                 and an HParams session when the unit finishes; see event_log)
+                 and an HParams session when the unit finishes; see event_log),
+                 mirrored to Weights & Biases when config.wandb.project is set
+                 (see wandb_log)
   train_metrics.jsonl  one row per logged step (see scaling_jax.train_metrics)
 """
 from __future__ import annotations
@@ -33,6 +35,7 @@ from scaling_jax import preemption
 from scaling_jax.runs import table as runs_table
 from scaling_jax import sharding
 from scaling_jax import train_metrics as train_metrics_lib
+from scaling_jax import wandb_log
 from scaling_jax.data import grain_reader
 from scaling_jax.evals import base as evals_base
 
@@ -173,7 +176,9 @@ class _Reporter:
                         global_batch=config.train.global_batch)
     self.tb = self.train_log = None
     if self.enabled:
-      self.tb = event_log.EventLog(os.path.join(workdir, "tb"))
+      self.tb = wandb_log.mirrored(event_log.EventLog(os.path.join(workdir, "tb")),
+                                   config, workdir, self.base["run"], self.hparams,
+                                   plan.tokens_at)
       self.train_log = train_metrics_lib.TrainMetricsLog(
           os.path.join(workdir, train_metrics_lib.FILENAME), start_step)
     self._last = (time.time(), None)
@@ -271,6 +276,7 @@ def _evaluate(program, evaluators, state) -> dict:
 
 def train_run(config, workdir: str) -> list[dict]:
   """Trains (or resumes) one unit; returns the runs-table rows written this call."""
+  wandb_log.check(config)  # before any data is read
   sharding.maybe_initialize_distributed(config)
   compile_cache.configure(config.train)  # before the first compile
   plan, cfg = plan_lib.plan(config), plan_lib.model_config(config)

@@ -253,6 +253,18 @@ def test_a_workdir_that_cannot_take_files_is_refused_first(kind, tmp_path, monke
   assert "[sweep" not in err  # before the launcher said anything
 
 
+def test_refused_input_leaves_no_workdir_behind(tmp_path, monkeypatch, capsys):
+  # The README's curves command run as a template (PATH never replaced) once left an
+  # empty OUT/ in the checkout: the workdir was made before the input was read.
+  workdir = tmp_path / "new" / "OUT"
+  err = _refused(*_cli([f"--config={REPO_ROOT / 'configs' / 'curves.py'}:csv=PATH",
+                        "--config.study.curves.fit_runs=a,b,c",
+                        "--config.study.curves.targets=d", f"--workdir={workdir}"],
+                       monkeypatch, capsys))
+  assert "PATH" in err and "runs.path" in err
+  assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.slow
 def test_a_refused_study_input_ends_the_process_with_status_2(tmp_path):
   (tmp_path / "file").write_text("")

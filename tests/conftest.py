@@ -9,7 +9,9 @@ import importlib.util
 import os
 import pathlib
 import signal
+import shutil
 import sys
+import tempfile
 import threading
 
 # LLVM at -O0: the suite compiles a few thousand programs that each run a few times,
@@ -21,6 +23,19 @@ import threading
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 "
                       "--xla_backend_optimization_level=0")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# One persistent compilation cache for the whole run, shared by both xdist workers and
+# the subprocesses tests start: the suite compiles the same fitting programs (a 5-point
+# Eq. 4 fit with its vmapped bootstrap, say) in file after file, each for seconds.
+# Made here, in the first process to load this file (xdist's controller, before it
+# starts the workers, who inherit it), and removed by that process at the end. Only
+# programs that take half a second to compile are written. A JAX_COMPILATION_CACHE_DIR
+# set by the caller is used as it is and kept.
+if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="scaling_jax_tests_jax_cache-")
+  os.environ["SCALING_JAX_TEST_CACHE_OWNED"] = os.environ["JAX_COMPILATION_CACHE_DIR"]
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+SESSION_JAX_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]
 
 import pytest  # noqa: E402
 
@@ -39,17 +54,19 @@ TEST_TIME_LIMIT_S = int(os.environ.get("SCALING_JAX_TEST_TIME_LIMIT_S", "600"))
 @pytest.fixture(autouse=True)
 def _persistent_compile_cache_stays_in_its_test():
   """A unit trained inline points JAX's persistent compilation cache at its sweep's
-  folder for the rest of the process (compile_cache.configure); every later test
-  would then write each program it compiles there (into a deleted tmp folder, and
-  at a cost), so each test leaves the cache as it found it: off."""
+  folder for the rest of the process (compile_cache.configure), and writes every
+  program there; so each test leaves the cache as it found it: the run's own
+  (SESSION_JAX_CACHE), at its threshold."""
   yield
   jax = sys.modules.get("jax")
-  if jax is None or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+  if jax is None or jax.config.jax_compilation_cache_dir == SESSION_JAX_CACHE:
     return
-  if jax.config.jax_compilation_cache_dir is not None:
-    from jax.experimental.compilation_cache import compilation_cache  # pylint: disable=g-import-not-at-top
-    compilation_cache.reset_cache()
-    jax.config.update("jax_compilation_cache_dir", None)
+  from jax.experimental.compilation_cache import compilation_cache  # pylint: disable=g-import-not-at-top
+  compilation_cache.reset_cache()
+  jax.config.update("jax_compilation_cache_dir", SESSION_JAX_CACHE)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                    float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", 1)))
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def _memory_map_count() -> int | None:
@@ -121,6 +138,9 @@ _session_status = {"exitstatus": 0}
 
 def pytest_sessionfinish(session, exitstatus):
   _session_status["exitstatus"] = int(exitstatus)
+  owned = os.environ.get("SCALING_JAX_TEST_CACHE_OWNED")
+  if owned and not hasattr(session.config, "workerinput"):  # the process that made it
+    shutil.rmtree(owned, ignore_errors=True)
 
 
 def _exit_if_still_running():

@@ -162,6 +162,27 @@ def test_a_vanishing_curvature_makes_no_influence_instead_of_a_crash():
   assert 0 < influence._curvature_ratio(healthy) <= 1  # pylint: disable=protected-access
 
 
+def test_a_failing_influence_costs_the_targets_nothing(monkeypatch):
+  # The 3.12 smoke study died here once: numpy's 'Eigenvalues did not converge' (a
+  # LinAlgError, so a ValueError) inside the optional influences. Whatever they
+  # raise, the predictions come back, with the failure said on each target.
+  from scaling_jax.fitting import predictions  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(predictions, "law_inputs", lambda targets: None)
+  monkeypatch.setattr(predictions, "predict_rows",
+                      lambda *args: [dict(run="t1", loss_pred=2.0), dict(run="t2")])
+  def eigensolver_fails(result, x):
+    raise np.linalg.LinAlgError("Eigenvalues did not converge")
+  monkeypatch.setattr(predictions.influence_lib, "prediction_influence",
+                      eigensolver_fails)
+  loss = type("LawFit", (), dict(result=None, runs=["a", "b"]))()
+  out = predictions.predict_targets([{}, {}], "validation", loss, None, 0.95)
+  assert [p["run"] for p in out] == ["t1", "t2"] and out[0]["loss_pred"] == 2.0
+  for p in out:
+    assert "internal error" in p["influence_unavailable"]
+    assert "Eigenvalues did not converge" in p["influence_unavailable"]
+    assert "influence_on_loss" not in p
+
+
 def test_a_plot_that_fails_is_a_note_and_the_rest_is_written(tmp_path, monkeypatch):
   from scaling_jax.report import plots  # pylint: disable=import-outside-toplevel
   def broken(study_fit, path):

@@ -156,7 +156,9 @@ def test_readme_help_and_summary_say_what_each_kind_covers():
                              loss=type("Law", (), dict(
                                  run_noise=noise, backtest=None, extrapolation="prior",
                                  extrapolation_growth=0.01))()))()
-  text = "\n".join(summary._targets_section(fit))  # pylint: disable=protected-access
+  # The targets table heads its columns; what each kind covers is under Details.
+  text = "\n".join(summary._targets_section(fit)  # pylint: disable=protected-access
+                   + summary._intervals_section(fit))  # pylint: disable=protected-access
   for kind in pi_lib.KINDS:
     sentence = pi_lib.WHAT_IT_COVERS[kind]
     assert sentence in main.__doc__ and sentence in text, kind
@@ -190,13 +192,13 @@ def test_an_interval_ends_monte_carlo_error_matches_its_spread_over_reruns():
 
 
 def test_the_summary_prints_an_end_to_the_digits_its_error_supports():
-  from scaling_jax.report import summary  # pylint: disable=import-outside-toplevel
-  assert [summary.end_digits(e) for e in (None, 1e-6, 3e-4, 3e-3, 0.04, 2.0)] == [
+  from scaling_jax.report import verdict  # pylint: disable=import-outside-toplevel
+  assert [verdict.end_digits(e) for e in (None, 1e-6, 3e-4, 3e-3, 0.04, 2.0)] == [
       4, 4, 3, 2, 1, 0]
   t = dict(run="t", N=1e9, M=20.0, flops=1e20, loss=2.5, loss_pred=2.51234,
            loss_lo=2.3012345, loss_hi=2.7098765, loss_rel_err=0.005,
            loss_end_error=0.004)
-  cells = summary._target_cells(t, "loss", "prediction")  # pylint: disable=protected-access
+  cells = verdict.target_cells(t, "loss", "prediction")
   assert cells[1] == "2.5123 [2.30, 2.71]"
 
 

@@ -18,8 +18,8 @@ def test_missing_runs_and_bad_source_are_named(tmp_path):
   config = config_lib.default_config()
   with pytest.raises(runs.RunsError, match="no runs under .*train them first"):
     runs.load(config, tmp_path)
-  config.runs.source = "wandb"
-  with pytest.raises(runs.RunsError, match="runs.source' is 'wandb'"):
+  config.runs.source = "mlflow"
+  with pytest.raises(runs.RunsError, match="runs.source' is 'mlflow'"):
     runs.load(config, tmp_path)
   config.runs.source = "openlm_testbed"
   with pytest.raises(runs.RunsError, match="runs.path' is empty"):

@@ -48,7 +48,7 @@ def _write_table(path, outliers=NUM_OUTLIERS):
 def _readme_command() -> list[str]:
   section = (REPO_ROOT / "README.md").read_text().split("## Fitting a published table")[1]
   line = next(l.strip() for l in section.splitlines()
-              if l.strip().startswith("python -m scaling_jax.main"))
+              if l.strip().startswith("python -m scaling_jax.main") and "TABLE.csv" in l)
   return shlex.split(line)
 
 

@@ -18,6 +18,7 @@ from scaling_jax.evals.icl import generators
 from scaling_jax.fitting import study_fit
 from scaling_jax.report import fit_cache
 from scaling_jax.report import summary
+from scaling_jax.report import verdict
 from scaling_jax.runs import own_runs
 from scaling_jax.runs import table as runs_table
 
@@ -132,20 +133,37 @@ def test_subset_rule_drops_tasks_at_chance(fitted):
 def test_summary_reports_errors_and_coverage(fitted):
   workdir, result = fitted
   text = (workdir / "report" / "summary.md").read_text()
-  hit, measured = summary.coverage(result.targets, "loss")
+  hit, measured = verdict.coverage(result.targets, "loss")
   assert measured == 2
   assert f"loss: {hit} of 2 measured targets inside their 95% prediction intervals" in text
   for t in result.targets:
     assert t["run"] in text and f"{100 * t['loss_rel_err']:.2f}%" in text
   assert "| tiny-2_M80_s0 |" in text and "held out" in text
   assert "10 runs" not in text and "9 runs (18 evaluations)" in text
+  # The answer first: the verdict on the first screen, before the laws.
+  first = text.splitlines()[:25]
+  assert any(line.startswith("**Verdict: 2 of 2 targets inside their 95% prediction "
+                             "intervals (loss and error); largest relative error")
+             for line in first), first
+  assert text.index("## Targets") < text.index("## Laws")
+
+
+def test_the_console_says_each_targets_measured_and_predicted_values_first(fitted):
+  _, result = fitted
+  lines = summary.console_lines(result)
+  assert lines[0].startswith("Verdict: 2 of 2 targets inside their 95% prediction")
+  for t in result.targets:
+    line = next(line for line in lines if line.startswith(f"target {t['run']}: loss "))
+    assert lines.index(line) <= 4
+    assert (f"measured {t['loss']:.4f}, predicted {t['loss_pred']:.4f} [" in line
+            and line.endswith(f"relative error {100 * t['loss_rel_err']:.2f}%, inside"))
 
 
 def test_inside_and_coverage_count_only_measured():
   preds = [dict(loss=2.0, loss_lo=1.9, loss_hi=2.1), dict(loss=2.5, loss_lo=1.9, loss_hi=2.1),
            dict(loss=None, loss_lo=1.9, loss_hi=2.1)]
-  assert [summary.inside(p, "loss") for p in preds] == [True, False, None]
-  assert summary.coverage(preds, "loss") == (1, 2)
+  assert [verdict.inside(p, "loss") for p in preds] == [True, False, None]
+  assert verdict.coverage(preds, "loss") == (1, 2)
   assert summary.format_count(15184) == "15.2k" and summary.format_count(1.44e9) == "1.44B"
 
 

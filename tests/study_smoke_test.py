@@ -9,7 +9,9 @@ from conftest import smoke_config
 from scaling_jax import study
 from scaling_jax.runs import table as runs_table
 
-pytestmark = pytest.mark.slow  # trains six runs (once per session, shared)
+# Slow: trains six runs (once per session, shared). smoke_study: the other Python's
+# check runs it too (tests/python312.sh).
+pytestmark = [pytest.mark.slow, pytest.mark.smoke_study]
 
 
 def test_smoke_study_trains_fits_reports_and_resumes_as_a_no_op(smoke_study, tmp_path):

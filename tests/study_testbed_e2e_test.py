@@ -64,9 +64,14 @@ def test_writes_the_report_with_summary(testbed_dir, tmp_path):
   assert "N=1.44e+09,M=640" in summary and "openlm_testbed" in summary
   assert "17 of 46 tasks" in summary
   # The paper design's one residual degree of freedom leaves E's interval below 0:
-  # the reader is told so, before the targets.
-  care = summary.split("## Read with care")[1].split("## Targets")[0]
+  # the reader is told so in a line right after the targets, in full under Details.
+  assert summary.index("## Targets") < summary.index("## Warnings")
+  top = summary.split("## Warnings")[1].split("## Laws")[0]
+  assert "Read with care: The irreducible loss E = 1.84 has a 95% interval reaching" in top
+  care = summary.split("### Read with care")[1]
   assert "irreducible loss E = 1.84 has a 95% interval reaching" in care
+  assert "2 targets predicted with 95% prediction intervals, not yet measured" in (
+      "\n".join(summary.splitlines()[:25]))
 
 
 @pytest.mark.slow

@@ -38,6 +38,7 @@ import sys
 import time
 
 from scaling_jax import refusals
+from scaling_jax import wandb_log
 from scaling_jax.launch import options
 from scaling_jax.launch import unit_lock
 from scaling_jax.launch.units import WorkUnit, build_units, format_table  # noqa: F401
@@ -64,6 +65,7 @@ def run(config, workdir: str) -> list[WorkUnit]:
   from scaling_jax.launch import units as units_lib  # pylint: disable=g-import-not-at-top
   launch_cfg = config.launch
   options.check_launch_config(launch_cfg)
+  wandb_log.check(config)  # before any unit starts
   workdir = os.path.abspath(os.fspath(workdir))
   units = build_units(config, workdir)
   if launch_cfg.dry_run == "compile":  # the slice's devices, not this machine's

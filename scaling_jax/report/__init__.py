@@ -22,7 +22,8 @@ SUMMARY = "summary.md"
 
 
 def console_lines(fit) -> list[str]:
-  """The few lines a study prints: warnings, laws with intervals, targets."""
+  """The few lines a study prints: the verdict and each target measured vs predicted,
+  the laws with intervals, then one line per warning."""
   if isinstance(fit, curves.CurveFit):
     return curve_report.console_lines(fit)
   return summary_lib.console_lines(fit)

@@ -1,5 +1,9 @@
 """The report of a curve fit (scaling_jax/fitting/curves.py): fit.json, predictions.csv with
-one row per checkpoint, curves.png, and summary.md, in the usual report folder."""
+one row per checkpoint, curves.png, and summary.md, in the usual report folder.
+
+As a study's summary.md (summary.py), it opens with the answer: each target's final
+loss, measured against predicted, and a verdict line (verdict.py); warnings follow
+one line each, in full after the laws (headlines.py)."""
 from __future__ import annotations
 
 import pathlib
@@ -13,8 +17,10 @@ import numpy as np  # noqa: E402
 from scaling_jax.fitting import curves  # noqa: E402
 from scaling_jax.laws import prediction_interval as pi_lib  # noqa: E402
 from scaling_jax.report import fit_cache  # noqa: E402
+from scaling_jax.report import headlines  # noqa: E402
 from scaling_jax.report import outputs  # noqa: E402
 from scaling_jax.report import summary  # noqa: E402
+from scaling_jax.report import verdict as verdict_lib  # noqa: E402
 
 # loss_lo / loss_hi: the `prediction` interval (one run's checkpoint there);
 # loss_mean_lo / loss_mean_hi: the `mean` interval (the law's value).
@@ -51,6 +57,8 @@ def write_checkpoints_csv(path, rows) -> None:
   outputs.write_csv(path, CHECKPOINT_COLUMNS, [dict(r, interval="prediction") for r in rows])
 
 
+# What a curve fit's verdict says without targets.
+NO_TARGETS = "no target runs, so no curve prediction is checked"
 # Past this many runs a legend covers the plot: runs are coloured by size instead,
 # with a colour bar.
 MAX_LEGEND_RUNS = 12
@@ -129,29 +137,52 @@ def _coverage_lines(fit: curves.CurveFit) -> list[str]:
     return []
   pct, lines = f"{fit.level:.0%}", []
   for kind in pi_lib.KINDS:
-    inside, _ = summary.coverage(held, "loss", kind)
+    inside, _ = verdict_lib.coverage(held, "loss", kind)
     lines.append(f"- {inside} of {len(held)} held-out checkpoints inside their {pct} "
                  f"{kind} intervals: {pi_lib.WHAT_IT_COVERS[kind]}.")
   return lines
 
 
-def aggregate(fit: curves.CurveFit) -> dict | None:
-  """All targets of the main fit in one line: mean ARE, mean final relative error,
-  and how many final checkpoints fell inside their prediction intervals."""
-  main = next(iter(fit.fits), None)
-  rows = [t for t in fit.targets if t["fit"] == main]
-  if not rows:
-    return None
-  names = {t["run"] for t in rows}
+def _main_fit(fit: curves.CurveFit) -> str | None:
+  return next(iter(fit.fits), None)
+
+
+def final_rows(fit: curves.CurveFit) -> dict[str, dict]:
+  """Each target run's final checkpoint (the main fit's prediction and interval),
+  with its relative error as `loss_rel_err` (None when unmeasured)."""
+  names = {t["run"] for t in fit.targets if t["fit"] == _main_fit(fit)}
   last = {}
   for r in fit.checkpoints:
     if r["run"] in names:
       last[r["run"]] = r
-  inside = sum(r["loss_lo"] <= r["loss"] <= r["loss_hi"] for r in last.values())
+  return {run: dict(r, loss_rel_err=None if r["loss"] is None else
+                    float(abs(r["loss_pred"] - r["loss"]) / r["loss"]))
+          for run, r in last.items()}
+
+
+def aggregate(fit: curves.CurveFit) -> dict | None:
+  """All targets of the main fit in one line: mean ARE, mean final relative error,
+  and how many final checkpoints fell inside their prediction intervals."""
+  main = _main_fit(fit)
+  rows = [t for t in fit.targets if t["fit"] == main]
+  if not rows:
+    return None
+  inside = sum(bool(verdict_lib.inside(r, "loss")) for r in final_rows(fit).values())
   return {"fit": main, "targets": len(rows),
           "mean_are": float(np.mean([t["are"] for t in rows])),
           "mean_final_rel_err": float(np.mean([t["final_rel_err"] for t in rows])),
           "final_inside_prediction_interval": int(inside)}
+
+
+def _checks(fit: curves.CurveFit) -> list[verdict_lib.Check]:
+  """Each target's final loss, measured against predicted (main fit)."""
+  return verdict_lib.checks(list(final_rows(fit).values()), "prediction",
+                            metrics=(("loss", "final loss"),))
+
+
+def _verdict(fit: curves.CurveFit, name=str) -> str:
+  return verdict_lib.verdict_line(_checks(fit), fit.level, "prediction",
+                                  none=NO_TARGETS, name=name)
 
 
 def _aggregate_line(fit: curves.CurveFit) -> list[str]:
@@ -178,23 +209,48 @@ def _compute_optimal_lines(fit: curves.CurveFit) -> list[str]:
           f"{triple(co.multiplier, lambda v: f'{v:.3g}')}.", ""]
 
 
+def _fitted_line(fit: curves.CurveFit) -> str:
+  """One line of what was fitted, to predict what."""
+  fits = "; ".join(f"{label}: {f.num_points} checkpoints of {len(f.runs)} runs"
+                   for label, f in fit.fits.items())
+  targets = len({t["run"] for t in fit.targets})
+  return (f"Fitted: {fit.law.formula} on loss/{fit.val_set} ({fits}); {targets} target "
+          f"curve(s) predicted with {fit.level:.0%} intervals.")
+
+
+def _targets_section(fit: curves.CurveFit) -> list[str]:
+  """The answer: each target's final loss beside its prediction, the ARE over its
+  late checkpoints, the verdict, then coverage."""
+  pct, main, finals = f"{fit.level:.0%}", _main_fit(fit), final_rows(fit)
+  lines = ["## Targets", "",
+           f"ARE: mean absolute relative error over the target's late checkpoints; "
+           f"{pct} cluster-bootstrap interval. Final loss: the last checkpoint, "
+           f"predicted by the {main} fit with its {pct} prediction interval.", "",
+           f"| target | N | fit | late checkpoints | ARE [interval] | final rel. error "
+           f"| final loss | predicted [{pct} prediction] | inside |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for t in fit.targets:
+    final = finals.get(t["run"]) if t["fit"] == main else None
+    measured, predicted, _, flag = (verdict_lib.target_cells(final, "loss", "prediction")
+                                    if final else ["n/a"] * 4)
+    lines.append(f"| {outputs.markdown_cell(t['run'])} | {t['N']:.3g} | {t['fit']} | "
+                 f"{t['late_checkpoints']} | {_pct(t['are'])} [{_pct(t['are_lo'])}, "
+                 f"{_pct(t['are_hi'])}] | {_pct(t['final_rel_err'])} | {measured} | "
+                 f"{predicted} | {flag} |")
+  lines += ["", f"**{_verdict(fit, outputs.markdown_cell)}**", ""]
+  return lines + _aggregate_line(fit) + _coverage_lines(fit) + [""]
+
+
 def render(fit: curves.CurveFit, context: dict) -> str:
+  """The markdown of summary.md: the targets and the verdict first, then a line per
+  warning; each warning in full follows the laws (Details)."""
   pct = f"{fit.level:.0%}"
-  lines = [f"# Curve fit: {context.get('workdir', '')}", ""]
+  lines = [f"# Curve fit: {context.get('workdir', '')}", "", _fitted_line(fit), ""]
+  lines += _targets_section(fit)
+  lines += headlines.top_section(fit.notes, [])
   if context.get("source"):
     lines += [f"Runs: {context['source']}.", ""]
-  if fit.notes:
-    lines += ["## Warnings", "", *[f"- **{n}**" for n in fit.notes], ""]
-  lines += ["## Targets", "",
-            f"ARE: mean absolute relative error over the target's late checkpoints; "
-            f"{pct} cluster-bootstrap interval.", "",
-            "| target | N | fit | late checkpoints | ARE [interval] | final rel. error |",
-            "|---|---|---|---|---|---|"]
-  for t in fit.targets:
-    lines.append(f"| {outputs.markdown_cell(t['run'])} | {t['N']:.3g} | {t['fit']} | {t['late_checkpoints']} | "
-                 f"{_pct(t['are'])} [{_pct(t['are_lo'])}, {_pct(t['are_hi'])}] | "
-                 f"{_pct(t['final_rel_err'])} |")
-  lines += [""] + _aggregate_line(fit) + _coverage_lines(fit) + ["", "## Laws", ""]
+  lines += ["## Laws", ""]
   for label, f in fit.fits.items():
     converged = ("" if f.result is None or f.result.converged else
                  " **The solver did not converge** (see Warnings).")
@@ -209,6 +265,7 @@ def render(fit: curves.CurveFit, context: dict) -> str:
               f"errors are their standard deviations.", ""]
   lines += _compute_optimal_lines(fit)
   lines += summary.objectives_section(fit.objectives, f"{next(iter(fit.fits), '')} fit")
+  lines += headlines.details_section(fit.notes, [])
   lines += summary.backtest_section(
       fit.backtest, "Eq. 3 refitted on the checkpoints of the fit runs up to each model "
       "size, predicting the final checkpoint of each larger fit run (decades of "
@@ -236,15 +293,22 @@ def write(fit: curves.CurveFit, stage: pathlib.Path, context: dict) -> None:
 
 
 def console_lines(fit: curves.CurveFit) -> list[str]:
-  lines = [f"WARNING: {n}" for n in fit.notes]
+  """What a curve fit prints at its end: the verdict and each target's final loss,
+  measured against predicted, first; then each fit's ARE and laws; then a line per
+  warning."""
+  found = _checks(fit)
+  lines = [_verdict(fit)]
+  shown = len(fit.targets) <= MAX_LEGEND_RUNS
+  if shown:
+    lines += [verdict_lib.check_line(c) for c in found]
+    lines += [f"target {t['run']} ({t['fit']}): ARE {_pct(t['are'])} [{_pct(t['are_lo'])}, "
+              f"{_pct(t['are_hi'])}], final {_pct(t['final_rel_err'])}" for t in fit.targets]
+  else:
+    lines.append(f"{len(found)} targets: each in summary.md, under Targets")
+  lines += [line.strip("*") for line in _aggregate_line(fit)[:1]]
   for label, f in fit.fits.items():
     params = ", ".join(f"{n}={v['value']:.4g} [{v['lo']:.4g}, {v['hi']:.4g}]"
                        for n, v in f.param_intervals(fit.level).items())
     lines.append(f"{label}: {params}")
-  shown = fit.targets if len(fit.targets) <= MAX_LEGEND_RUNS else []
-  for t in shown:
-    lines.append(f"target {t['run']} ({t['fit']}): ARE {_pct(t['are'])} "
-                 f"[{_pct(t['are_lo'])}, {_pct(t['are_hi'])}], final {_pct(t['final_rel_err'])}")
-  lines += [line.strip("*") for line in _aggregate_line(fit)[:1]]
   lines += _compute_optimal_lines(fit)[:1]
-  return lines
+  return lines + headlines.console_lines(fit.notes, [])

@@ -1,8 +1,10 @@
 """summary.md: the page a person reads first, from a StudyFit.
 
-It answers, in order: how close were the held-out targets (relative errors, and
-whether each fell inside its interval), what laws were fitted (with intervals), on
-which runs, and what it cost. Numbers in it are those in fit.json and
+It answers, in order: how close were the held-out targets (measured beside
+predicted, relative errors, whether each fell inside its interval, and a one-line
+verdict: verdict.py), what to be wary of (one line per warning: headlines.py),
+on which runs and at what cost, what laws were fitted (with intervals), then each
+warning in full and the fit's design. Numbers in it are those in fit.json and
 predictions.csv; nothing is computed here that those files could contradict.
 """
 from __future__ import annotations
@@ -13,7 +15,15 @@ from scaling_jax.fitting import objectives as objectives_lib
 from scaling_jax.fitting import study_fit
 from scaling_jax.laws import prediction_interval as pi_lib
 from scaling_jax.report import caveats as caveats_lib
+from scaling_jax.report import headlines
 from scaling_jax.report import outputs
+from scaling_jax.report import verdict as verdict_lib
+
+# What the verdict says without targets.
+NO_TARGETS = ("no targets named (config.study.targets is empty), so no prediction is "
+              "checked")
+# The Details subsection on what the intervals cover.
+INTERVALS = "Intervals"
 
 
 def format_count(n: float) -> str:
@@ -24,104 +34,66 @@ def format_count(n: float) -> str:
   return f"{n:.3g}"
 
 
-def bound_keys(column: str, kind: str = "prediction") -> tuple[str, str]:
-  """The keys of `column`'s interval ends of one kind: ('loss_lo', 'loss_hi') for a
-  `prediction` interval, ('loss_mean_lo', 'loss_mean_hi') for a `mean` one."""
-  return f"{_stem(column, kind)}_lo", f"{_stem(column, kind)}_hi"
-
-
-def _stem(column: str, kind: str) -> str:
-  """'loss' for a `prediction` interval's keys, 'loss_mean' for a `mean` one's."""
-  return column if kind == "prediction" else f"{column}_{kind}"
-
-
-def inside(prediction: dict, column: str, kind: str = "prediction") -> bool | None:
-  """Whether the measured value lies in the predicted interval (None: unmeasured)."""
-  true = prediction.get(column)
-  lo, hi = bound_keys(column, kind)
-  if true is None or lo not in prediction:
-    return None
-  return bool(prediction[lo] <= true <= prediction[hi])
-
-
-def coverage(predictions, column: str, kind: str = "prediction") -> tuple[int, int]:
-  """(inside their intervals, measured) over `predictions` for 'loss' or 'err'."""
-  flags = [inside(p, column, kind) for p in predictions]
-  return sum(1 for f in flags if f), sum(1 for f in flags if f is not None)
-
-
-def _value(v, digits=4) -> str:
-  return "n/a" if v is None else f"{v:.{digits}f}"
-
-
-def end_digits(error) -> int:
-  """Decimals an interval end is worth, given its Monte-Carlo error: the last one
-  printed is at least twice the error, so a rerun with another seed keeps it."""
-  if error is None or not np.isfinite(error) or error <= 0:
-    return 4
-  return int(np.clip(np.floor(-np.log10(2 * error)), 0, 4))
-
-
-def _interval_text(t: dict, column: str, kind: str) -> str:
-  """'2.5198 [2.28, 2.75]': the prediction, and the ends to their supported digits."""
-  lo, hi = bound_keys(column, kind)
-  d = end_digits(t.get(f"{_stem(column, kind)}_end_error"))
-  return f"{t[column + '_pred']:.4f} [{t[lo]:.{d}f}, {t[hi]:.{d}f}]"
-
-
-def _target_cells(t: dict, column: str, kind: str) -> list[str]:
-  if f"{column}_pred" not in t:
-    return ["n/a"] * 4
-  flag = inside(t, column, kind)
-  rel = t.get(f"{column}_rel_err")
-  return [_value(t.get(column)), _interval_text(t, column, kind),
-          "n/a" if rel is None else f"{100 * rel:.2f}%",
-          "n/a" if flag is None else ("yes" if flag else "**no**")]
-
-
 def _targets_section(study: study_fit.StudyFit) -> list[str]:
+  """The answer: each target's measured values beside the predictions, then the
+  verdict and the coverage."""
   pct, kind = f"{study.level:.0%}", study.interval
+  verdict = verdict_lib.verdict_line(
+      verdict_lib.checks(study.targets, kind), study.level, kind, none=NO_TARGETS,
+      name=outputs.markdown_cell)
   if not study.targets:
-    return ["## Targets", "", "No targets named (config.study.targets is empty).", ""]
+    return ["## Targets", "", f"**{verdict}**", ""]
   lines = ["## Targets", "",
            f"| target | N | M | C (FLOPs) | loss | predicted [{pct} {kind}] | rel. error "
            f"| inside | error | predicted [{pct} {kind}] | rel. error | inside |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for t in study.targets:
     cells = [outputs.markdown_cell(t["run"]), format_count(t["N"]), f"{t['M']:g}",
-             f"{t['flops']:.3g}", *_target_cells(t, "loss", kind),
-             *_target_cells(t, "err", kind)]
+             f"{t['flops']:.3g}", *verdict_lib.target_cells(t, "loss", kind),
+             *verdict_lib.target_cells(t, "err", kind)]
     lines.append("| " + " | ".join(cells) + " |")
-  lines.append("")
-  for column, label in (("loss", "loss"), ("err", "error")):
-    hit, measured = coverage(study.targets, column, kind)
+  lines += ["", f"**{verdict}**", ""]
+  for column, label in verdict_lib.METRICS:
+    hit, measured = verdict_lib.coverage(study.targets, column, kind)
     rels = [t[f"{column}_rel_err"] for t in study.targets
             if t.get(f"{column}_rel_err") is not None]
     if measured:
       lines.append(f"- {label}: {hit} of {measured} measured targets inside their {pct} "
                    f"{kind} intervals (coverage {hit / measured:.0%}); mean relative "
                    f"error {100 * sum(rels) / len(rels):.2f}%")
-  errors = [(t.get(f"{_stem(c, kind)}_end_error"), t["run"]) for t in study.targets
-            for c in ("loss", "err") if t.get(f"{_stem(c, kind)}_end_error") is not None]
+  errors = [(t.get(f"{verdict_lib.stem(c, kind)}_end_error"), t["run"])
+            for t in study.targets for c in ("loss", "err")
+            if t.get(f"{verdict_lib.stem(c, kind)}_end_error") is not None]
   if errors:
     worst, run = max(errors, key=lambda e: e[0])
     lines.append(f"- interval ends are printed to the digits their Monte-Carlo error "
                  f"supports (largest {worst:.2g}, target {outputs.markdown_cell(run)}; "
                  f"fit.json: *_end_error); more study.bootstrap.num_resamples narrows it")
+  lines.append(f"- what the intervals cover and what they rest on: {INTERVALS}, under "
+               f"{headlines.SECTION}")
+  return lines + [""]
+
+
+def _intervals_section(study: study_fit.StudyFit) -> list[str]:
+  """What each interval kind covers, and the run noise and extrapolation error the
+  prediction intervals rest on ([] without targets: no interval is shown)."""
+  if not study.targets:
+    return []
+  kind = study.interval
   other = "mean" if kind == "prediction" else "prediction"
-  lines += ["", f"Intervals: {pi_lib.WHAT_IT_COVERS[kind]}. The other kind, {other}, is in "
-            f"predictions.csv and fit.json ({pi_lib.WHAT_IT_COVERS[other]}; "
-            f"--config.study.interval={other} leads with it here).", "",
-            f"The prediction intervals' run noise and extrapolation error rest on "
-            f"{pi_lib.LOSS_PRIOR.source}: loss {pi_lib.LOSS_PRIOR.line().split(';')[0]}; "
-            f"the loss law's run noise here is {study.loss.run_noise.sigma:.3g} "
-            f"({study.loss.run_noise.source}), its extrapolation error "
-            f"{growth_text(study.loss)}"
-            + _error_noise_text(getattr(study, "error", None))
-            + ". benchmarks/real_calibration.py measures their coverage on real "
-              "held-out runs, benchmarks/calibration.py the mean kind's on simulated "
-              "designs.", ""]
-  return lines
+  return [f"### {INTERVALS}", "",
+          f"Intervals: {pi_lib.WHAT_IT_COVERS[kind]}. The other kind, {other}, is in "
+          f"predictions.csv and fit.json ({pi_lib.WHAT_IT_COVERS[other]}; "
+          f"--config.study.interval={other} leads with it here).", "",
+          f"The prediction intervals' run noise and extrapolation error rest on "
+          f"{pi_lib.LOSS_PRIOR.source}: loss {pi_lib.LOSS_PRIOR.line().split(';')[0]}; "
+          f"the loss law's run noise here is {study.loss.run_noise.sigma:.3g} "
+          f"({study.loss.run_noise.source}), its extrapolation error "
+          f"{growth_text(study.loss)}"
+          + _error_noise_text(getattr(study, "error", None))
+          + ". benchmarks/real_calibration.py measures their coverage on real "
+            "held-out runs, benchmarks/calibration.py the mean kind's on simulated "
+            "designs.", ""]
 
 
 def _error_noise_text(error: study_fit.LawFit | None) -> str:
@@ -238,7 +210,7 @@ def _design_section(study: study_fit.StudyFit, context: dict) -> list[str]:
             "loss" if p["used_in_fit"] else "error" if p["used_in_err_fit"] else
             "target" if p["run"] in target_runs else "held out")
     lines.append(f"| {outputs.markdown_cell(p['run'])} | {format_count(p['N'])} | {p['M']:g} | {p['flops']:.3g} "
-                 f"| {_value(p['loss'])} | {_value(p.get('err'))} | {role} |")
+                 f"| {verdict_lib.value_text(p['loss'])} | {verdict_lib.value_text(p.get('err'))} | {role} |")
   lines += ["", f"Loss: loss/{study.val_set}. Downstream: {study.task_rule}"
             + (f": {', '.join(study.tasks)}." if study.tasks else ".")]
   unfinished = [r for r in context.get("unfinished", []) if r in by_run]
@@ -304,32 +276,32 @@ def ladder_lines(rows) -> list[str]:
           f"({100 * (1 - cost / alone):.0f}% saved).", ""]
 
 
-def _notes_section(study: study_fit.StudyFit) -> list[str]:
-  if not study.notes:
-    return []
-  return ["## Warnings", "", *[f"- **{note}**" for note in study.notes], ""]
-
-
-def _caveats_section(study: study_fit.StudyFit) -> list[str]:
-  found = caveats_lib.caveats(study)
-  if not found:
-    return []
-  return ["## Read with care", "", *[f"- {sentence}." for sentence in found], ""]
+def _fitted_line(study: study_fit.StudyFit) -> str:
+  """One line of what was fitted, to predict what."""
+  error = ("" if study.error is None else
+           f" and Eq. 5 (error, {len(study.tasks)} tasks) on {len(study.error.runs)} runs")
+  return (f"Fitted: Eq. 4 (loss/{study.val_set}) on {len(study.loss.runs)} runs{error}; "
+          f"{len(study.targets)} target(s) predicted with {study.level:.0%} "
+          f"{study.interval} intervals.")
 
 
 def render(study: study_fit.StudyFit, context: dict, extra: list[str] = ()) -> str:
   """The markdown of summary.md. `context`: workdir, source, num_runs, num_rows,
   unfinished (run names), train_seconds, fit_seconds, reused_fit (any may be missing).
-  `extra`: lines of further sections (the advisor's), placed after the laws."""
+  `extra`: lines of further sections (the advisor's), placed after the laws.
+
+  The answer comes first: the targets and the verdict, then each warning on one
+  line; their full text, and what the intervals rest on, follow the laws (Details).
+  """
   co = study.compute_optimal
-  lines = [f"# Scaling study: {context.get('workdir', '')}", ""]
+  found = caveats_lib.caveats(study)
+  lines = [f"# Scaling study: {context.get('workdir', '')}", "", _fitted_line(study), ""]
+  lines += _targets_section(study)
+  lines += headlines.top_section(study.notes, found)
   if context.get("source"):
     lines += [f"Runs: {context['source']}.", ""]
   lines += [_cost_line(context), ""]
   lines += ladder_lines(study.rows)
-  lines += _notes_section(study)
-  lines += _caveats_section(study)
-  lines += _targets_section(study)
   lines += ["## Laws", ""]
   lines += _law_section("Loss (Eq. 4)", study.loss, study.level)
   lines += _law_section("Error (Eq. 5)", study.error, study.level,
@@ -341,6 +313,7 @@ def render(study: study_fit.StudyFit, context: dict, extra: list[str] = ()) -> s
             f"budget and narrows its interval; an Eq. 3 fit (configs/curves.py) lets "
             f"them differ.", ""]
   lines += objectives_section(study.objectives, "loss law")
+  lines += headlines.details_section(study.notes, found, _intervals_section(study))
   lines += list(extra)
   lines += _backtest_section(study)
   lines += _checkpoint_section(study)
@@ -353,22 +326,16 @@ def render(study: study_fit.StudyFit, context: dict, extra: list[str] = ()) -> s
 
 
 def console_lines(study: study_fit.StudyFit) -> list[str]:
-  """A few lines for the console: warnings, both laws with intervals, the targets."""
+  """What a study prints at its end: the verdict and each target's measured and
+  predicted values first, then both laws with intervals, then a line per warning."""
   pct = f"{study.level:.0%}"
-  lines = [f"WARNING: {note}" for note in study.notes]
-  found = caveats_lib.caveats(study)
-  if found:
-    lines.append(f"{len(found)} number(s) to read with care: see 'Read with care' in "
-                 f"summary.md")
+  found = verdict_lib.checks(study.targets, study.interval)
+  lines = [verdict_lib.verdict_line(found, study.level, study.interval, none=NO_TARGETS)]
+  lines += [verdict_lib.check_line(c) for c in found]
   for label, law_fit in (("loss", study.loss), ("error", study.error)):
     if law_fit is None:
       continue
     params = ", ".join(f"{n}={v['value']:.4g} [{v['lo']:.4g}, {v['hi']:.4g}]"
                        for n, v in law_fit.param_intervals(study.level).items())
     lines.append(f"{label} law {law_fit.result.law.formula}: {params} ({pct} intervals)")
-  for t in study.targets:
-    parts = [f"{label} {_interval_text(t, column, study.interval)}"
-             for column, label in (("loss", "loss"), ("err", "error"))
-             if f"{column}_pred" in t]
-    lines.append(f"target {t['run']}: {', '.join(parts)} ({pct} {study.interval} intervals)")
-  return lines
+  return lines + headlines.console_lines(study.notes, caveats_lib.caveats(study))

@@ -10,6 +10,9 @@
   csv             a training log of any framework (.csv or .jsonl, one row per
                   run and checkpoint) at `path`, read through the column mapping
                   of config.runs.csv (runs/csv_logs.py)
+  wandb           a Weights & Biases project, `path` 'entity/project' (or its
+                  export, a .json file), each run's config and history read
+                  through the same mapping (runs/wandb_runs.py)
 
 Every source yields rows of the runs table (see runs/table.py) and the chance
 accuracy of each downstream task it measured, so the fit never asks where rows
@@ -22,18 +25,21 @@ import os
 
 from scaling_jax.runs.common import Runs, RunsError  # noqa: F401
 
-SOURCES = ("own", "openlm_testbed", "csv")
+SOURCES = ("own", "openlm_testbed", "csv", "wandb")
 
 
 def default_runs_config():
   """`config.runs`: where the study's rows come from."""
   import ml_collections  # pylint: disable=g-import-not-at-top
   from scaling_jax.runs import csv_logs  # pylint: disable=g-import-not-at-top
+  from scaling_jax.runs import wandb_runs  # pylint: disable=g-import-not-at-top
   return ml_collections.ConfigDict(dict(
       source="own",  # one of SOURCES
-      # own: '' -> WORKDIR/runs; openlm_testbed: the released folder; csv: the log
+      # own: '' -> WORKDIR/runs; openlm_testbed: the released folder; csv: the log;
+      # wandb: 'entity/project' or an export .json
       path="",
-      csv=csv_logs.default_csv_config(),  # source 'csv': the log's column mapping
+      csv=csv_logs.default_csv_config(),  # sources 'csv', 'wandb': the column mapping
+      wandb=wandb_runs.default_wandb_config(),  # source 'wandb': what to download
   ))
 
 
@@ -61,6 +67,12 @@ def load(config, workdir) -> Runs:
                       "(a .csv or .jsonl training log)")
     from scaling_jax.runs import csv_logs  # pylint: disable=g-import-not-at-top
     return csv_logs.load(path, config.runs.csv)
+  if source == "wandb":
+    if not path:
+      raise RunsError("config field 'runs.path' is empty: pass --config.runs.path="
+                      "ENTITY/PROJECT (a W&B project) or an export .json file")
+    from scaling_jax.runs import wandb_runs  # pylint: disable=g-import-not-at-top
+    return wandb_runs.load(path, config.runs)
   raise AssertionError(f"runs.source {source!r} is checked above")
 
 

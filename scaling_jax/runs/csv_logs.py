@@ -14,6 +14,8 @@ run's planned multiplier, so all rows of a run share the design point of its end
 
 The column mapping, counts ('2.8B') and row filters live in csv_mapping.py; this
 module reads the records, applies the mapping and builds and checks the rows.
+`from_records` takes records read elsewhere (runs/wandb_runs.py: a W&B project's
+history), each naming its own place, through the same mapping and checks.
 
 Cells are stripped of surrounding blanks ('OLMo-1B ' is 'OLMo-1B'). A row's line is
 its line in the file (the header is line 1), and every error names FILE:LINE and the
@@ -60,12 +62,22 @@ MAX_LOSS = 100.0
 class _Record:
   line: int
   cells: dict  # column -> stripped text ('' for an empty or absent cell)
+  where: str = ""  # where it came from when not a file's line (runs/wandb_runs.py)
+
+  def at(self, path) -> str:
+    """'FILE:LINE', or the record's own `where`: what messages and `source` name."""
+    return self.where or f"{path}:{self.line}"
 
 
 def _text(value) -> str:
   if value is None:
     return ""
   return value.strip() if isinstance(value, str) else json.dumps(value)
+
+
+def record(line: int, values: dict, where: str) -> _Record:
+  """A record of `values` (column -> any JSON value) read elsewhere than a file."""
+  return _Record(line, {k: _text(v) for k, v in values.items()}, where)
 
 
 def read_records(path: pathlib.Path) -> tuple[list[str], list[_Record]]:
@@ -126,8 +138,14 @@ def _read_jsonl(path, f) -> tuple[list[str], list[_Record]]:
 def load(path, csv_cfg=None) -> common.Runs:
   """The runs in the log file `path`, read through `csv_cfg` (default_csv_config)."""
   path = pathlib.Path(path)
-  csv_cfg = default_csv_config() if csv_cfg is None else csv_cfg
   header, records = read_records(path)
+  return from_records(header, records, csv_cfg, path)
+
+
+def from_records(header, records, csv_cfg, path) -> common.Runs:
+  """The runs in `records` (columns `header`), read through `csv_cfg`; `path` names
+  their origin in messages and in the Runs (a file, or another source's label)."""
+  csv_cfg = default_csv_config() if csv_cfg is None else csv_cfg
   if not records:
     raise RunsError(f"{path}: no data rows")
   mapping = _resolve(csv_cfg, header, path)
@@ -153,7 +171,7 @@ def _run_name(record: _Record, mapping: _Mapping, path) -> str:
   values = [record.cells.get(c, "") for c in columns]
   for column, value in zip(columns, values):
     if not value:
-      raise RunsError(f"{path}:{record.line}: column {column!r} (run name) is empty")
+      raise RunsError(f"{record.at(path)}: column {column!r} (run name) is empty")
   # A size written two ways ('300M', '0.3B') names one run: counts are spelt one way.
   return "_".join(_compact(csv_mapping.parse_count(v))
                   if c == mapping.columns["params"] and _COUNT.match(v) else v
@@ -167,7 +185,7 @@ def _check_losses_present(records, mapping: _Mapping, path) -> None:
   if empty:
     runs = sorted({_run_name(r, mapping, path) or f"line {r.line}" for r in empty})
     raise RunsError(
-        f"{path}:{empty[0].line}: column {column!r} (loss) is empty; it is empty in "
+        f"{empty[0].at(path)}: column {column!r} (loss) is empty; it is empty in "
         f"{len(empty)} of {len(records)} rows, of run(s) {runs[:10]}: drop them with the "
         f"filter \"{column} != ''\" or map another loss column")
 
@@ -243,7 +261,7 @@ def _row(record: _Record, mapping: _Mapping, path) -> dict:
   """The record as a runs-table row, less M, final and (without a step column) step."""
   columns = mapping.columns
   run = _run_name(record, mapping, path)
-  where = f"{path}:{record.line}" + (f" (run {run!r})" if run else "")
+  where = record.at(path) + (f" (run {run!r})" if run else "")
   n, label = _params(record, mapping, where)
   step = None
   if columns["step"]:
@@ -263,7 +281,7 @@ def _row(record: _Record, mapping: _Mapping, path) -> dict:
     run = f"{label}_{_compact(tokens)}tok"
   row = {"run": run, "model": label, "N": n, "tokens": round(tokens), "step": step,
          mapping.loss_key: _loss(record, mapping, where),
-         "source": f"{path}:{record.line}"}
+         "source": record.at(path)}
   for name in ("family", "dataset", "seed"):
     if columns[name]:
       value = record.cells.get(columns[name], "")

@@ -263,7 +263,7 @@ def _filtered(records, filters, path) -> tuple[list, list[str]]:
     return records, []
   total, removed = len(records), []
   for flt in filters:
-    kept = [r for r in records if flt.keeps(r.cells.get(flt.column, ""), f"{path}:{r.line}")]
+    kept = [r for r in records if flt.keeps(r.cells.get(flt.column, ""), r.at(path))]
     removed.append(f"{flt.text!r} removed {len(records) - len(kept)} of {len(records)}")
     if not kept:
       seen = sorted({r.cells.get(flt.column, "") for r in records})
