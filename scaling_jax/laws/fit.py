@@ -247,6 +247,40 @@ class ManyFits:
   converged: np.ndarray  # [B] bool: the best start met the solver's tolerance
 
 
+def padded_size(k: int) -> int:
+  """The size `k` points or data sets are padded to: a power of two up to 64, then a
+  multiple of 64 (at most 2x the work for small k, under 1.07x above 64)."""
+  if k <= 1:
+    return k
+  if k <= 64:
+    return 1 << (k - 1).bit_length()
+  return -(-k // 64) * 64
+
+
+def _padded(x, ys, ws):
+  """(x, ys, ws) padded to padded_size points and data sets.
+
+  The solver compiles once per shape, for seconds; padding lets fits of nearby sizes
+  (the advisor adding one run at a time, a backtest's cutoffs, a suite of studies)
+  share one compiled program. Padded points repeat the first point's inputs (so the
+  law stays finite there) and weigh zero: every residual the solvers see is scaled by
+  sqrt(w), so they change nothing. Padded data sets repeat the first and are dropped.
+  """
+  num_sets, num_points = ys.shape
+  extra_points = padded_size(num_points) - num_points
+  extra_sets = padded_size(num_sets) - num_sets
+  if extra_points:
+    x = {k: np.concatenate([np.asarray(v, np.float64),
+                            np.full(extra_points, np.asarray(v, np.float64)[0])])
+         for k, v in x.items()}
+    ys = np.concatenate([ys, np.repeat(ys[:, :1], extra_points, axis=1)], axis=1)
+    ws = np.concatenate([ws, np.zeros((num_sets, extra_points))], axis=1)
+  if extra_sets:
+    ys = np.concatenate([ys, np.repeat(ys[:1], extra_sets, axis=0)])
+    ws = np.concatenate([ws, np.repeat(ws[:1], extra_sets, axis=0)])
+  return x, ys, ws
+
+
 def solve_many(law: forms.Law, x, ys, ws, *, starts=None, settings=FitSettings(),
                solve_every_start: bool = False) -> ManyFits:
   """Best-of-starts fits of B data sets at once: ys, ws [B, n].
@@ -268,12 +302,14 @@ def solve_many(law: forms.Law, x, ys, ws, *, starts=None, settings=FitSettings()
   lo, hi = param_bounds(law, settings)
   lo[linear_index] /= scale  # the solver sees targets divided by scale
   hi[linear_index] /= scale
+  num_sets = len(ys)
+  x, ys, ws = _padded(x, ys / scale, np.asarray(ws, np.float64))
   with jax.enable_x64(True):
     params, objective, converged = _fit_many_jit(
-        law, settings, jnp.asarray(problems), as_inputs(x), jnp.asarray(ys / scale),
-        jnp.asarray(np.asarray(ws, np.float64)), jnp.asarray(lo), jnp.asarray(hi))
-    params, objective = np.array(params), np.array(objective)
-    converged = np.array(converged, dtype=bool)
+        law, settings, jnp.asarray(problems), as_inputs(x), jnp.asarray(ys),
+        jnp.asarray(ws), jnp.asarray(lo), jnp.asarray(hi))
+    params, objective = np.array(params[:num_sets]), np.array(objective[:num_sets])
+    converged = np.array(converged[:num_sets], dtype=bool)
   params[:, linear_index] *= scale
   if not settings.robust:
     objective *= scale**2  # the Huber objective on log residuals is scale-free
