@@ -68,6 +68,12 @@ def test_help_lists_each_config_and_variant_from_any_directory(tmp_path):
   assert "Traceback" not in proc.stderr, proc.stderr
   assert proc.returncode == 0, proc.returncode  # asked-for help is no failure
   assert "--config.study.fit.loss=auto|squares|huber" in proc.stdout
+  # What a user runs comes first; the error policy after every config's variants.
+  opening = "\n".join(proc.stdout.splitlines()[:12])
+  assert "python -m scaling_jax.main --config=configs/testbed.py" in opening, opening
+  assert "python -m scaling_jax.main --config=configs/grid.py --workdir=" in opening
+  assert (proc.stdout.index("Configs and their variants")
+          < proc.stdout.index("Errors. Input a user can fix"))
   listing = proc.stdout.split("Configs and their variants", 1)[1]
   listing = listing.split("\nflags:", 1)[0]
   for name in CONFIG_NAMES:
