@@ -56,8 +56,10 @@ class EventLog:
   def __init__(self, logdir: str | os.PathLike):
     logdir = os.fspath(logdir)
     os.makedirs(logdir, exist_ok=True)
+    # Zero-padded: TensorBoard reads a folder's files in name order, and within one
+    # second '.10' would sort before '.9'.
     self._writer = EventsWriter(os.path.join(logdir, "events"),
-                                f".{os.getpid()}.{next(_FILE_NUMBERS)}")
+                                f".{os.getpid()}.{next(_FILE_NUMBERS):06d}")
 
   def _write(self, step: int, summaries: Iterable[summary_pb2.Summary]) -> None:
     for summary in summaries:

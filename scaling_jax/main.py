@@ -15,7 +15,6 @@ field can be overridden with --config.FIELD=VALUE; a config file's variants foll
 the colon (listed below).
 """
 import os
-import os
 import sys
 
 from absl import app

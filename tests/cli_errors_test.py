@@ -9,9 +9,9 @@ import shutil
 import subprocess
 import sys
 
-from absl import flags
 import pytest
 
+import cli_runner
 from conftest import REPO_ROOT
 from scaling_jax import main as main_lib
 
@@ -19,21 +19,7 @@ GRID = str(REPO_ROOT / "configs" / "grid.py")
 REPLAY = str(REPO_ROOT / "configs" / "testbed.py") + ":train=rpj,replay"
 
 
-def _cli(argv, monkeypatch, capsys) -> tuple[int, str]:
-  """(exit status, stderr) of `python -m scaling_jax.main ARGV`, in this process."""
-  argv = ["scaling_jax.main", *argv]
-  monkeypatch.setattr(sys, "argv", argv)  # ml_collections reads overrides from it
-  # A fresh parse, as in a new process: ml_collections defines a flag for each
-  # override it is given, and refuses to define one twice.
-  for name in [n for n in flags.FLAGS if n.startswith("config.")]:
-    delattr(flags.FLAGS, name)
-  flags.FLAGS.unparse_flags()
-  try:
-    main_lib.main(main_lib.parse_flags(argv))
-    code = 0
-  except SystemExit as e:
-    code = e.code
-  return code, capsys.readouterr().err
+_cli = cli_runner.run_main
 
 
 def _refused(code: int, err: str) -> str:

@@ -72,6 +72,17 @@ def test_two_logs_in_one_directory_and_second_keep_both_files(tmp_path):
       (1, "a", 1.0), (2, "a", 2.0)]
 
 
+def test_many_logs_in_one_second_read_back_in_the_order_written(tmp_path):
+  # TensorBoard reads a folder's files in name order; a counter past 9 within one
+  # second once sorted '.10' before '.9' (CI, 2026-12-07).
+  for step in range(12):
+    log = event_log.EventLog(tmp_path)
+    log.scalars(step, {"a": float(step)})
+    log.close()
+  assert event_files.scalars(event_files.read_events(tmp_path)) == [
+      (step, "a", float(step)) for step in range(12)]
+
+
 def test_hparams_session_names_the_unit_and_its_final_metrics(tmp_path):
   log = event_log.EventLog(tmp_path)
   metrics = log.scalars(26, {"loss/validation": 2.5, "acc/arc": np.float32(0.25)})

@@ -2,16 +2,14 @@
 runs as a formula or breaks a table, a bug is never shown as the user's fault and
 an optional part that fails costs no report. (The planted pickle: report_fit_cache_test.)"""
 import csv
-import sys
 
-from absl import flags
 import numpy as np
 import pytest
 
+import cli_runner
 from conftest import REPO_ROOT
 from conftest import eq4_rows
 from conftest import load_config
-from scaling_jax import main as main_lib
 from scaling_jax import refusals
 from scaling_jax import study
 from scaling_jax.fitting import settings as fitting_settings
@@ -24,18 +22,7 @@ GRID = str(REPO_ROOT / "configs" / "grid.py")
 TESTBED = str(REPO_ROOT / "configs" / "testbed.py")
 
 
-def _cli(argv, monkeypatch, capsys) -> tuple[int, str]:
-  """(exit status, stderr) of the command line, in this process (cli_errors_test's way)."""
-  argv = ["scaling_jax.main", *argv]
-  monkeypatch.setattr(sys, "argv", argv)
-  for name in [n for n in flags.FLAGS if n.startswith("config.")]:
-    delattr(flags.FLAGS, name)
-  flags.FLAGS.unparse_flags()
-  try:
-    main_lib.main(main_lib.parse_flags(argv))
-    return 0, capsys.readouterr().err
-  except SystemExit as e:
-    return e.code, capsys.readouterr().err
+_cli = cli_runner.run_main
 
 
 # --- names become paths only after validation ---------------------------------------

@@ -10,6 +10,8 @@
 #   bash tests/python312.sh test      # only test, in the environment built before
 #
 # PYTHON312 names the interpreter when neither `python3.12` nor pyenv's 3.12 is found.
+# PYTHON312_WORKERS sets the test workers (default 2; CI runs it beside the 3.11 suite
+# with 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step="${1:-all}"
@@ -43,7 +45,8 @@ run_tests() {
     exit 2
   fi
   env -u SCALING_JAX_SMOKE_STUDY_ELSEWHERE \
-    "$venv/bin/python" -m pytest -q -n 2 --dist loadfile -m "not slow or smoke_study"
+    "$venv/bin/python" -m pytest -q -n "${PYTHON312_WORKERS:-2}" --dist loadfile \
+    -m "not slow or smoke_study"
 }
 
 case "$step" in

@@ -7,15 +7,13 @@ template with PATH in it, a variant that does not exist, a column or run misname
 """
 import re
 import shlex
-import sys
 
-from absl import flags
 import pytest
 
+import cli_runner
 from conftest import REPO_ROOT
 from conftest import TESTBED_DIR
 from conftest import CURVES_DIR
-from scaling_jax import main as main_lib
 from scaling_jax import runs as runs_lib
 from scaling_jax import study
 from scaling_jax.fitting import curve_points
@@ -48,14 +46,9 @@ def _accepted(argv, monkeypatch, capsys) -> dict:
     source = runs_lib.load(config, workdir)
     seen.update(config=config, rows=source.rows)
   monkeypatch.setattr(study, "fit_and_report", read_only)
-  monkeypatch.setattr(sys, "argv", argv)
-  for name in [n for n in flags.FLAGS if n.startswith("config.")]:
-    delattr(flags.FLAGS, name)
-  flags.FLAGS.unparse_flags()
-  try:
-    main_lib.main(main_lib.parse_flags(argv))
-  except SystemExit as e:
-    pytest.fail(f"{' '.join(argv)}\nexited {e.code}: {capsys.readouterr().err}")
+  code, err = cli_runner.run_main(argv, monkeypatch, capsys)
+  if code:
+    pytest.fail(f"{' '.join(argv)}\nexited {code}: {err}")
   return seen
 
 
@@ -74,7 +67,7 @@ def test_a_readme_command_on_shared_data_reads_its_input_and_finds_its_runs(
     pytest.skip(f"{needed} not found (README.md, Tests)")
   argv = [_absolute(a) for a in shlex.split(command)]
   argv = [a if not a.startswith("--workdir=") else f"--workdir={tmp_path / 'out'}"
-          for a in argv][2:]  # from 'scaling_jax.main'
+          for a in argv][3:]  # the flags after 'python -m scaling_jax.main'
   seen = _accepted(argv, monkeypatch, capsys)
   config, rows = seen["config"], seen["rows"]
   assert rows, command

@@ -8,12 +8,12 @@ import glob
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import types
 
 import pytest
 
+import cli_runner
 from conftest import REPO_ROOT
 from scaling_jax import config_lib
 from scaling_jax import event_log
@@ -204,10 +204,10 @@ def test_the_rows_fit_through_the_curve_study(tmp_path):
   assert target["run"] == "ladder-300M" and target["are"] < 0.01
 
 
-@pytest.mark.slow  # a subprocess study: about 2 minutes on a busy machine
-def test_the_documented_command_fits_a_wandb_export(tmp_path):
-  proc = subprocess.run(
-      [sys.executable, "-m", "scaling_jax.main", "--config=configs/curves.py",
+@pytest.mark.slow  # a curve study with 64 resamples (in this process: no start-up)
+def test_the_documented_command_fits_a_wandb_export(tmp_path, monkeypatch, capsys):
+  code, err = cli_runner.run_main(
+      [f"--config={REPO_ROOT / 'configs' / 'curves.py'}",
        "--config.runs.source=wandb", f"--config.runs.path={LADDER}",
        "--config.runs.csv.columns.params=model.n_params",
        "--config.runs.csv.columns.loss=eval/loss", "--config.runs.csv.columns.step=_step",
@@ -215,9 +215,8 @@ def test_the_documented_command_fits_a_wandb_export(tmp_path):
        f"--config.study.curves.fit_runs={','.join(FINISHED[:3])}",
        f"--config.study.curves.targets={FINISHED[3]}",
        "--config.study.curves.min_tokens=1e8", "--config.study.bootstrap.num_resamples=64",
-       f"--workdir={tmp_path / 'out'}"],
-      cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-2000:]
+       f"--workdir={tmp_path / 'out'}"], monkeypatch, capsys)
+  assert code == 0, err[-2000:]
   fit = json.loads((tmp_path / "out" / "report" / "fit.json").read_text())
   [target] = fit["targets"]
   assert target["run"] == "ladder-300M" and target["are"] < 0.02
