@@ -262,22 +262,17 @@ def _padded(x, ys, ws):
 
   The solver compiles once per shape, for seconds; padding lets fits of nearby sizes
   (the advisor adding one run at a time, a backtest's cutoffs, a suite of studies)
-  share one compiled program. Padded points repeat the first point's inputs (so the
+  share one compiled program. Padded points repeat the last point's inputs (so the
   law stays finite there) and weigh zero: every residual the solvers see is scaled by
-  sqrt(w), so they change nothing. Padded data sets repeat the first and are dropped.
+  sqrt(w), so they change nothing. Padded data sets repeat the last and are dropped.
   """
-  num_sets, num_points = ys.shape
-  extra_points = padded_size(num_points) - num_points
-  extra_sets = padded_size(num_sets) - num_sets
-  if extra_points:
-    x = {k: np.concatenate([np.asarray(v, np.float64),
-                            np.full(extra_points, np.asarray(v, np.float64)[0])])
-         for k, v in x.items()}
-    ys = np.concatenate([ys, np.repeat(ys[:, :1], extra_points, axis=1)], axis=1)
-    ws = np.concatenate([ws, np.zeros((num_sets, extra_points))], axis=1)
-  if extra_sets:
-    ys = np.concatenate([ys, np.repeat(ys[:1], extra_sets, axis=0)])
-    ws = np.concatenate([ws, np.repeat(ws[:1], extra_sets, axis=0)])
+  extra_sets = padded_size(ys.shape[0]) - ys.shape[0]
+  extra_points = padded_size(ys.shape[1]) - ys.shape[1]
+  x = {k: np.pad(np.asarray(v, np.float64), (0, extra_points), mode="edge")
+       for k, v in x.items()}
+  ys = np.pad(ys, ((0, extra_sets), (0, extra_points)), mode="edge")
+  ws = np.pad(np.pad(ws, ((0, 0), (0, extra_points))), ((0, extra_sets), (0, 0)),
+              mode="edge")
   return x, ys, ws
 
 
