@@ -161,17 +161,36 @@ def pytest_unconfigure(config):
                      daemon=True).start()
 
 
-# Run first: CI splits the suite over two workers by file (pytest -n 2 --dist
-# loadfile), and the longest file (the smoke study's training, a few minutes)
-# started last would leave the other worker idle at the end. (pytest-xdist 3.x
-# reorders files by their number of tests under -n unless --no-loadscope-reorder;
-# with it, the smoke study overlapped the compile-heavy files and the suite ran
-# slower, so CI keeps xdist's order and this one holds for runs without -n.)
-LONGEST_FILES_FIRST = ("study_smoke_test.py",)
+# Run first, longest first: CI splits the suite over two workers by file (pytest -n 2
+# --dist loadfile), and a long file started last leaves the other worker idle at the
+# end. The smoke study trains for minutes (in CI it runs in the 3.12 check instead);
+# the rest are the longest of a full run on 2026-12-07 (`--durations`), 30-120 s
+# each. pytest-xdist would reorder files by their number of tests, which put the
+# 90-second calibration file last; pytest_configure keeps this order instead.
+# (A stale list only costs balance.)
+LONGEST_FILES_FIRST = (
+    "study_smoke_test.py", "fitting_curves_test.py", "fitting_curves_calibration_test.py",
+    "study_published_table_test.py", "study_testbed_e2e_test.py", "laws_fit_test.py",
+    "laws_calibration_test.py", "preemption_test.py", "fitting_advice_test.py",
+    "study_report_test.py", "launch_probe_test.py", "hostile_input_test.py",
+    "laws_bootstrap_test.py", "train_test.py", "laws_influence_test.py",
+    "attention_test.py", "launch_local_test.py", "ladder_test.py", "ladder_launch_test.py",
+    "wandb_test.py", "colabs_test.py")
+
+
+def pytest_configure(config):
+  if hasattr(config.option, "loadscopereorder"):  # pytest-xdist's --no-loadscope-reorder
+    config.option.loadscopereorder = False
+
+
+def _run_order(item) -> int:
+  name = item.path.name
+  return LONGEST_FILES_FIRST.index(name) if name in LONGEST_FILES_FIRST else len(
+      LONGEST_FILES_FIRST)
 
 
 def pytest_collection_modifyitems(items):
-  items.sort(key=lambda item: item.path.name not in LONGEST_FILES_FIRST)  # stable
+  items.sort(key=_run_order)  # stable: files keep their tests' order
   # CI trains the smoke study once, under Python 3.12 (tests/python312.sh, the path a
   # 3.12 study died on); .ci/run sets this for its 3.11 suite, which runs the rest.
   elsewhere = os.environ.get("SCALING_JAX_SMOKE_STUDY_ELSEWHERE")

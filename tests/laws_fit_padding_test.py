@@ -7,6 +7,7 @@ anything, or a padded data set that leaked into the results, would move a fit.
 import numpy as np
 import pytest
 
+from scaling_jax.laws import compile_keys
 from scaling_jax.laws import fit as fit_lib
 from scaling_jax.laws import forms
 
@@ -17,7 +18,7 @@ TRUTH = np.array([1.8, 200.0, 350.0, 0.14])
 
 
 def test_padded_sizes():
-  assert [fit_lib.padded_size(k) for k in (0, 1, 2, 3, 5, 8, 9, 64, 65, 1000)] == [
+  assert [compile_keys.padded_size(k) for k in (0, 1, 2, 3, 5, 8, 9, 64, 65, 1000)] == [
       0, 1, 2, 4, 8, 8, 16, 64, 128, 1024]
 
 
@@ -41,3 +42,19 @@ def test_a_padded_solve_equals_the_unpadded_one(robust):
   ws8 = np.concatenate([ws8, ws8[:1]])
   reference = fit_lib.solve_many(law, x8, ys8, ws8, settings=settings)
   np.testing.assert_allclose(padded.params, reference.params[:3], rtol=1e-7)
+
+
+def test_bounds_that_differ_in_value_share_one_compile_and_keep_their_values():
+  # The solver is compiled per bound pattern (which parameters are bounded); the
+  # values reach it as arrays. A key that kept the values compiled once per value;
+  # one that lost them would hold E at the pattern's placeholder instead.
+  law, x = forms.OVERTRAINING, {"C": C, "M": M}
+  ys = np.asarray(law(TRUTH, x))[None]  # E = 1.8 exactly
+  ws = np.ones_like(ys)
+  floors = (2.0, 2.5)  # above the truth: each floor binds
+  before = fit_lib._fit_many_jit._cache_size()  # pylint: disable=protected-access
+  for floor in floors:
+    settings = fit_lib.FitSettings(bounds=(("E", floor, 10.0),))
+    params = fit_lib.solve_many(law, x, ys, ws, settings=settings).params[0]
+    assert params[law.param_names.index("E")] == pytest.approx(floor, abs=1e-9)
+  assert fit_lib._fit_many_jit._cache_size() - before == 1  # pylint: disable=protected-access

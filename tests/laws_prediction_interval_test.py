@@ -202,6 +202,19 @@ def test_the_summary_prints_an_end_to_the_digits_its_error_supports():
   assert cells[1] == "2.5123 [2.30, 2.71]"
 
 
+def test_an_interval_with_a_large_end_error_still_shows_its_width():
+  # The main job's error interval [0.133, 0.471] with an end error of 0.059 was
+  # printed '[0, 0]' (zero decimals), which reads as no interval at all.
+  from scaling_jax.report import verdict  # pylint: disable=import-outside-toplevel
+  t = dict(run="t", err=0.4, err_pred=0.35556, err_lo=0.13264, err_hi=0.47075,
+           err_rel_err=0.111, err_end_error=0.059)
+  assert verdict.target_cells(t, "err", "prediction")[1:] == [
+      "0.3556 [0.1, 0.5]", "11.10%", "yes"]
+  assert [verdict.width_digits(0.0, w) for w in (3.0, 0.34, 0.11, 0.05, 1e-9)] == [
+      0, 1, 1, 2, 4]
+  assert verdict.width_digits(0.5, 0.5) == 0 and verdict.width_digits(0, np.inf) == 0
+
+
 def test_a_fit_that_reaches_zero_still_gets_a_finite_run_noise():
   # A broken law (flagged by its premise checks) must not crash the study on a log
   # of a negative prediction.

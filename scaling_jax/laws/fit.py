@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scaling_jax.laws import compile_keys
 from scaling_jax.laws import forms
 from scaling_jax.laws import solver
 
@@ -247,35 +248,6 @@ class ManyFits:
   converged: np.ndarray  # [B] bool: the best start met the solver's tolerance
 
 
-def padded_size(k: int) -> int:
-  """The size `k` points or data sets are padded to: a power of two up to 64, then a
-  multiple of 64 (at most 2x the work for small k, under 1.07x above 64)."""
-  if k <= 1:
-    return k
-  if k <= 64:
-    return 1 << (k - 1).bit_length()
-  return -(-k // 64) * 64
-
-
-def _padded(x, ys, ws):
-  """(x, ys, ws) padded to padded_size points and data sets.
-
-  The solver compiles once per shape, for seconds; padding lets fits of nearby sizes
-  (the advisor adding one run at a time, a backtest's cutoffs, a suite of studies)
-  share one compiled program. Padded points repeat the last point's inputs (so the
-  law stays finite there) and weigh zero: every residual the solvers see is scaled by
-  sqrt(w), so they change nothing. Padded data sets repeat the last and are dropped.
-  """
-  extra_sets = padded_size(ys.shape[0]) - ys.shape[0]
-  extra_points = padded_size(ys.shape[1]) - ys.shape[1]
-  x = {k: np.pad(np.asarray(v, np.float64), (0, extra_points), mode="edge")
-       for k, v in x.items()}
-  ys = np.pad(ys, ((0, extra_sets), (0, extra_points)), mode="edge")
-  ws = np.pad(np.pad(ws, ((0, 0), (0, extra_points))), ((0, extra_sets), (0, 0)),
-              mode="edge")
-  return x, ys, ws
-
-
 def solve_many(law: forms.Law, x, ys, ws, *, starts=None, settings=FitSettings(),
                solve_every_start: bool = False) -> ManyFits:
   """Best-of-starts fits of B data sets at once: ys, ws [B, n].
@@ -298,10 +270,11 @@ def solve_many(law: forms.Law, x, ys, ws, *, starts=None, settings=FitSettings()
   lo[linear_index] /= scale  # the solver sees targets divided by scale
   hi[linear_index] /= scale
   num_sets = len(ys)
-  x, ys, ws = _padded(x, ys / scale, np.asarray(ws, np.float64))
+  x, ys, ws = compile_keys.padded(x, ys / scale, np.asarray(ws, np.float64))
+  compiled_for = compile_keys.bound_pattern(law, settings, lo, hi)
   with jax.enable_x64(True):
     params, objective, converged = _fit_many_jit(
-        law, settings, jnp.asarray(problems), as_inputs(x), jnp.asarray(ys),
+        law, compiled_for, jnp.asarray(problems), as_inputs(x), jnp.asarray(ys),
         jnp.asarray(ws), jnp.asarray(lo), jnp.asarray(hi))
     params, objective = np.array(params[:num_sets]), np.array(objective[:num_sets])
     converged = np.array(converged[:num_sets], dtype=bool)

@@ -4,7 +4,7 @@ A study exists to predict runs it did not fit, so summary.md and the console ope
 with that answer, before any warning: each target's measured value beside its
 prediction and interval, and one verdict line saying how many came true. The
 helpers that read a prediction's interval (bound_keys, inside, coverage,
-end_digits) live here too; the study's report (summary.py) and the curve fit's
+end_digits, width_digits) live here too; the study's report (summary.py) and the curve fit's
 (curve_report.py) share them.
 """
 from __future__ import annotations
@@ -58,10 +58,20 @@ def end_digits(error) -> int:
   return int(np.clip(np.floor(-np.log10(2 * error)), 0, 4))
 
 
+def width_digits(lo, hi) -> int:
+  """Decimals that show one significant digit of an interval's width: fewer would
+  print an error interval [0.13, 0.47] as '[0, 0]', which reads as no interval."""
+  width = hi - lo
+  if not np.isfinite(width) or width <= 0:
+    return 0
+  return int(np.clip(np.ceil(-np.log10(width)), 0, 4))
+
+
 def interval_text(t: dict, column: str, kind: str) -> str:
-  """'2.5198 [2.28, 2.75]': the prediction, and the ends to their supported digits."""
+  """'2.5198 [2.28, 2.75]': the prediction, and the ends to their supported digits
+  (never so few that the interval's width vanishes from the text)."""
   lo, hi = bound_keys(column, kind)
-  d = end_digits(t.get(f"{stem(column, kind)}_end_error"))
+  d = max(end_digits(t.get(f"{stem(column, kind)}_end_error")), width_digits(t[lo], t[hi]))
   return f"{t[column + '_pred']:.4f} [{t[lo]:.{d}f}, {t[hi]:.{d}f}]"
 
 
