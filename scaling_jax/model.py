@@ -292,13 +292,17 @@ def causal_attention(q_BTNH, k_BSNH, v_BSNH, attention: str, block: int):
 
 def rematerialised(fn, remat: str):
   """`fn` (one transformer block) under the model.remat choice."""
+  # The layer scan keeps a block's recomputation apart from its forward pass; the
+  # dry run's unrolled copies (its FLOP count) do not, and the TPU compiler merged
+  # part of it there, undercounting the step as it runs: so there it is kept.
+  prevent_cse = bool(_UNROLL_LOOPS.get())
   if remat == "none":
     return fn
   if remat == "block":
-    return jax.checkpoint(fn, prevent_cse=False)
+    return jax.checkpoint(fn, prevent_cse=prevent_cse)
   if remat in REMAT_POLICIES:
     policy = getattr(jax.checkpoint_policies, remat)
-    return jax.checkpoint(fn, prevent_cse=False, policy=policy)
+    return jax.checkpoint(fn, prevent_cse=prevent_cse, policy=policy)
   raise ValueError(f"model.remat must be one of {', '.join(REMAT_CHOICES)}; "
                    f"got {remat!r}")
 

@@ -77,9 +77,11 @@ def test_step_costs_are_corrected_for_the_layer_loop_and_match_model_flops():
   # forward in the backward pass adds about a third.
   model_flops = roofline.model_flops_per_token(SMALL) * 8 * SMALL.seq_len
   assert counted["flops"] / model_flops == pytest.approx(1.0, abs=0.1)
-  remat = compile_unit.step_costs(
-      _config(dataclasses.replace(SMALL, remat="block")), jax.devices()[:1])
+  remat_cfg = dataclasses.replace(SMALL, remat="block")
+  remat = compile_unit.step_costs(_config(remat_cfg), jax.devices()[:1])
   assert remat["flops"] / counted["flops"] == pytest.approx(4 / 3, abs=0.1)
+  executed = roofline.executed_flops_per_token(remat_cfg) * 8 * SMALL.seq_len
+  assert remat["flops"] == pytest.approx(executed, rel=0.05)
 
 
 def test_sharded_matmul_costs_are_exact():
@@ -110,6 +112,26 @@ def test_model_flops_per_token_by_hand():
       6 * matmul_params + 12 * cfg.num_layers * cfg.seq_len * cfg.width)
 
 
+def test_executed_flops_per_token_by_hand():
+  # What the compiled count should read: remat recomputes the blocks' forward, and
+  # blockwise attention computes 10 of 16 score tiles (T = 4 blocks) and recomputes
+  # its own forward. A count that missed either would drift from this by 5-30%.
+  d, layers, t, v = SMALL.width, SMALL.num_layers, SMALL.seq_len, SMALL.vocab_size
+  head = v * d
+  blocks = model_lib.num_params(SMALL) - 2 * head
+  scores = 4 * layers * t * d  # forward QK^T and AV over the full T x T
+  assert roofline.executed_flops_per_token(SMALL) == roofline.model_flops_per_token(SMALL)
+  remat = dataclasses.replace(SMALL, remat="block")
+  assert roofline.executed_flops_per_token(remat) == 8 * blocks + 6 * head + 4 * scores
+  tiled = dataclasses.replace(remat, seq_len=512, attention="blockwise")
+  assert roofline.executed_flops_per_token(tiled) == pytest.approx(
+      8 * blocks + 6 * head + 5 * (4 * layers * 512 * d) * 10 / 16)
+  auto = dataclasses.replace(tiled, attention="auto")  # resolved as off a GPU
+  assert roofline.executed_flops_per_token(auto) == roofline.executed_flops_per_token(tiled)
+  assert roofline.executed_flops_per_token(
+      dataclasses.replace(SMALL, remat="checkpoint_dots")) is None
+
+
 def test_roofline_takes_the_slowest_term():
   chip = chips_lib.Chip("toy", peak_flops=1e12, hbm_bytes=1e9, hbm_bw=1e11,
                         collective_bw=1e10)
@@ -121,6 +143,8 @@ def test_roofline_takes_the_slowest_term():
   assert est["tokens_per_second"] == 250.0
   model = roofline.model_flops_per_token(SMALL) * 1000
   assert est["mfu"] == pytest.approx(model / (4.0 * 4 * 1e12))
+  assert est["hlo_over_executed"] == pytest.approx(
+      2e12 * 4 / (roofline.executed_flops_per_token(SMALL) * 1000))
 
 
 def _fake_slice(monkeypatch, hbm_bytes):

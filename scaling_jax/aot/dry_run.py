@@ -137,7 +137,8 @@ def unit_record(unit, topology: str, compiled: dict) -> dict:
 def format_table(records: list[dict]) -> str:
   width = max([len(r["unit"]) for r in records] + [4])
   lines = [f"{'unit':<{width}}  {'slice':<10} {'mesh':>9}  {'GiB/chip':>9}  "
-           f"{'fits':>4}  {'HLO/6N+':>7}  {'step s':>8}  {'MFU':>5}  {'chip-h':>9}"]
+           f"{'fits':>4}  {'HLO/6N+':>7}  {'HLO/ex':>6}  {'step s':>8}  {'MFU':>5}  "
+           f"{'chip-h':>9}"]
   for r in records:
     conf = r["configured"]
     used = r.get("chosen") or conf
@@ -146,20 +147,23 @@ def format_table(records: list[dict]) -> str:
     mem = (">" if "out_of_memory" in conf["memory"] else "") + \
         f"{conf['memory']['total'] / GIB:.2f}"
     mesh = _mesh_text(used["mesh"])
-    cells = ([f"{est['hlo_over_model']:.3f}", f"{est['step_seconds']:.3g}",
-              f"{100 * est['mfu']:.0f}%", f"{r['chip_hours']:.3g}"] if est else
-             ["-"] * 4)
+    executed = est and est.get("hlo_over_executed")
+    cells = ([f"{est['hlo_over_model']:.3f}", f"{executed:.3f}" if executed else "-",
+              f"{est['step_seconds']:.3g}", f"{100 * est['mfu']:.0f}%",
+              f"{r['chip_hours']:.3g}"] if est else ["-"] * 5)
     note = "" if r["fits"] else (f"  (refused; {mesh} fits: "
                                  f"{used['memory']['total'] / GIB:.2f} GiB)"
                                  if r.get("chosen") else "  (refused)")
     lines.append(f"{r['unit']:<{width}}  {r['topology']:<10} "
                  f"{_mesh_text(conf['mesh']):>9}  {mem:>9}  "
-                 f"{'yes' if r['fits'] else 'NO':>4}  {cells[0]:>7}  {cells[1]:>8}  "
-                 f"{cells[2]:>5}  {cells[3]:>9}{note}")
+                 f"{'yes' if r['fits'] else 'NO':>4}  {cells[0]:>7}  {cells[1]:>6}  "
+                 f"{cells[2]:>8}  {cells[3]:>5}  {cells[4]:>9}{note}")
   hours = sum(r.get("chip_hours", 0.0) for r in records)
   lines.append(f"{len(records)} units, {hours:.4g} chip-hours at the roofline step "
                f"times (a lower bound: see scaling_jax/aot/roofline.py); 'HLO/6N+' is "
-               f"the compiled step's FLOPs over 6N' + 12LTD per token")
+               f"the compiled step's FLOPs over 6N' + 12LTD per token, 'HLO/ex' over "
+               f"what its recomputation and attention tiles make it perform "
+               f"(roofline.executed_flops_per_token)")
   return "\n".join(lines)
 
 

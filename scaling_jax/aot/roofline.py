@@ -23,6 +23,32 @@ def model_flops_per_token(cfg: model_lib.ModelConfig) -> float:
   return model_lib.flops_per_token(cfg) - 6 * cfg.vocab_size * cfg.width
 
 
+def executed_flops_per_token(cfg: model_lib.ModelConfig) -> float | None:
+  """The matrix-product FLOPs the configured step performs per token, by arithmetic:
+  what the compiled count should read (None where the step's recomputation is not
+  known: a jax.checkpoint_policies remat, or a fused GPU attention kernel).
+
+  Each matrix product runs forward once and backward twice (6 FLOPs a parameter);
+  block remat (model.remat='block') recomputes the blocks' forward (8); blockwise
+  attention computes only the c(c+1)/2 of c^2 score tiles on or below the diagonal
+  (c = T / attention_block) and recomputes its own forward in the backward pass.
+  """
+  attention = cfg.attention
+  if attention == "auto":  # as model.auto_attention resolves it off GPU
+    attention = "blockwise" if cfg.seq_len > cfg.attention_block else "dense"
+  if cfg.remat not in ("none", "block") or attention not in ("dense", "blockwise"):
+    return None
+  passes = 3 + (cfg.remat == "block")  # forward, backward (2), block recomputation
+  head = cfg.vocab_size * cfg.width
+  blocks = model_lib.num_params(cfg) - 2 * head  # untied input embedding and head
+  tiles, attention_passes = 1.0, passes
+  if attention == "blockwise":
+    c = -(-cfg.seq_len // cfg.attention_block)
+    tiles, attention_passes = (c + 1) / (2 * c), passes + 1
+  scores = 4.0 * cfg.num_layers * cfg.seq_len * cfg.width * tiles  # QK^T and AV, forward
+  return 2.0 * passes * blocks + 6.0 * head + attention_passes * scores
+
+
 def collective_seconds(collectives: dict, chip: chips_lib.Chip) -> float:
   moved = sum(v["bytes"] * (2 if kind == "all-reduce" else 1)
               for kind, v in collectives.items())
@@ -37,8 +63,11 @@ def estimate(step: dict, chip: chips_lib.Chip, chips: int, tokens_per_step: int,
                collectives=collective_seconds(step["collectives"], chip))
   seconds = max(terms.values())
   model_flops = model_flops_per_token(cfg) * tokens_per_step
+  executed = executed_flops_per_token(cfg)
   return dict(step_seconds=seconds, bound=max(terms, key=terms.get),
               terms=terms, tokens_per_second=tokens_per_step / seconds,
               model_flops_per_step=model_flops,
               mfu=model_flops / (seconds * chips * chip.peak_flops),
-              hlo_over_model=step["flops"] * chips / model_flops)
+              hlo_over_model=step["flops"] * chips / model_flops,
+              hlo_over_executed=(step["flops"] * chips / (executed * tokens_per_step)
+                                 if executed else None))
