@@ -148,6 +148,10 @@ def _exit_if_still_running():
   threading.Event().wait(EXIT_GRACE_S)
   stuck = [t.name for t in threading.enumerate()
            if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+  if not stuck and os.environ.get("PYTEST_XDIST_WORKER"):
+    # A worker that ran out of files waits for the controller to close it, with no
+    # thread of its own left: not stuck (CI's 3.12 check printed this as a hang).
+    return
   sys.stderr.write(f"\nThe tests finished {EXIT_GRACE_S:g} s ago but the process has "
                    f"not exited; threads still running: {stuck}. Their stacks:\n")
   sys.stderr.flush()
