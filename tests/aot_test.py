@@ -26,9 +26,9 @@ from scaling_jax.launch import options
 from scaling_jax.launch import units
 
 # The three compile-heavy tests (several programs each, about two minutes in all)
-# run with the [tpu] extra's tests (README, Extras: the venv with libtpu), where
-# the compile dry run is used; CI's 30 minutes on two cores leave them out, and
-# everything else here runs everywhere.
+# run with the [tpu] extra's tests (README, Extras: `bash tests/tpu_extra.sh test
+# tests/aot_test.py`), where the compile dry run is used; CI's 30 minutes on two
+# cores leave them out, and everything else here runs everywhere.
 WITH_TPU_EXTRA = pytest.mark.skipif(
     not topology.libtpu_available(),
     reason="compile-heavy: runs with the [tpu] extra's tests (README, Extras)")
