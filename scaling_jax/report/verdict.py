@@ -4,8 +4,8 @@ A study exists to predict runs it did not fit, so summary.md and the console ope
 with that answer, before any warning: each target's measured value beside its
 prediction and interval, and one verdict line saying how many came true. The
 helpers that read a prediction's interval (bound_keys, inside, coverage,
-end_digits, width_digits) live here too; the study's report (summary.py) and the curve fit's
-(curve_report.py) share them.
+end_digits, width_digits) live here too; the study's report (summary.py) and the
+curve fit's (curve_report.py) share them.
 """
 from __future__ import annotations
 
