@@ -5,7 +5,8 @@
 #
 #   bash tests/tpu_extra.sh install   # libtpu for the installed jax
 #   bash tests/tpu_extra.sh test      # the tests CI affords: a hand-computable sharded
-#                                     # matmul and a small preset's data-parallel step
+#                                     # matmul, a small preset's data-parallel and
+#                                     # full-FSDP steps
 #   bash tests/tpu_extra.sh test tests/aot_tpu_test.py tests/aot_test.py  # all of
 #                                     # them (about three minutes)
 set -euo pipefail
@@ -28,7 +29,8 @@ case "$step" in
     fi
     if [ "$#" -eq 0 ]; then
       set -- "tests/aot_tpu_test.py::test_sharded_matmul_flops_and_buffers_are_exact" \
-             "tests/aot_tpu_test.py::test_data_parallel_step_all_reduces_every_gradient_once"
+             "tests/aot_tpu_test.py::test_data_parallel_step_all_reduces_every_gradient_once" \
+             "tests/aot_tpu_test.py::test_fsdp_step_gathers_each_weight_a_bounded_number_of_times"
     fi
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
     ;;

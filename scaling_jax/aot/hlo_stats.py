@@ -4,6 +4,11 @@ Bytes are each collective's result size on one device, the data it moves in
 (all-gather, all-reduce, all-to-all, collective-permute) or the shard it keeps
 (reduce-scatter, whose input is that times the group size). Async pairs
 (`-start` / `-done`) count once, at their start.
+
+Each collective must appear once in the text, outside loops: TPU programs are read
+as compiled with `compile_unit.COUNTING_OPTIONS`, which turn off the compiler's
+async collective fusion (it repeats a collective in every fusion it overlaps) and
+windowed einsums (a loop of collective-permutes shown once).
 """
 from __future__ import annotations
 
