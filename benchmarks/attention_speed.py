@@ -23,6 +23,7 @@ from absl import app
 from absl import flags
 from flax import nnx
 
+from scaling_jax import attention as attention_lib
 from scaling_jax import model as model_lib
 
 _PARTS = flags.DEFINE_list("parts", ["attention", "remat"], "Tables to print.")
@@ -62,7 +63,7 @@ def attention_fns(cfg: model_lib.ModelConfig, seq_len: int) -> dict:
   fns = {}
   for attention in _ATTENTIONS.value:
     def loss(q, k, v, attention=attention):
-      out = model_lib.causal_attention(q, k, v, attention, cfg.attention_block)
+      out = attention_lib.causal_attention(q, k, v, attention, cfg.attention_block)
       return jnp.vdot(out, g)
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
     fns[attention] = lambda grad=grad: grad(q, k, v)

@@ -6,8 +6,8 @@ positions, SwiGLU MLP, untied input/output embeddings, no biases, z-loss.
 The layer weights are stacked along a leading `layers` axis and the forward pass
 scans over them: one compiled block whatever the depth, which keeps compile time
 flat from 2 to 32 layers. `model.attention` picks the attention kernel and
-`model.remat` what the backward pass recomputes (see ATTENTION_CHOICES and
-REMAT_CHOICES).
+`model.remat` what the backward pass recomputes (see attention.py's
+ATTENTION_CHOICES and REMAT_CHOICES here).
 
 Shape suffixes: B batch, T query positions, S key positions, D width, N heads,
 H head size, F MLP hidden size, V vocabulary, L layers.
@@ -23,8 +23,6 @@ parameter-free (normalisation only).
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import math
 
@@ -32,42 +30,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from scaling_jax import attention as attention_lib
+from scaling_jax import loop_unrolling
 from scaling_jax import sharding
 
-_NEG_INF = -1e30  # finite, so fully masked rows never produce NaN
-
-# Whether the model's loops (the layer scan, blockwise attention's key-block scan)
-# are traced unrolled: XLA's cost analysis counts a loop body once, so the compile
-# dry run (scaling_jax/aot) counts a step's FLOPs on unrolled copies.
-_UNROLL_LOOPS = contextvars.ContextVar("unroll_loops", default=False)
-
-
-@contextlib.contextmanager
-def unrolled_loops():
-  """Traces inside this block unroll the model's scans (same values, no loops).
-
-  jax caches traces by function and input shapes, not by this context, so a trace
-  made outside was reused inside (the dry run's count then saw a loop body once:
-  0.86 instead of 1.12 of 6N'+12LTD for the paper's 11M): caches are cleared on
-  entry and exit."""
-  jax.clear_caches()
-  token = _UNROLL_LOOPS.set(True)
-  try:
-    yield
-  finally:
-    _UNROLL_LOOPS.reset(token)
-    jax.clear_caches()
-
-
-def _unroll() -> bool | int:
-  return True if _UNROLL_LOOPS.get() else 1
-
-# model.attention: how the blocks compute causal attention. "xla" and "cudnn" are
-# jax.nn.dot_product_attention's `implementation`s (cuDNN flash attention needs a
-# GPU and bfloat16/float16); "dense" is the plain einsum reference; "blockwise"
-# holds one [attention_block x prefix] tile at a time; "auto" picks per shape and
-# device (`auto_attention`).
-ATTENTION_CHOICES = ("auto", "xla", "cudnn", "blockwise", "dense")
 
 # model.remat: what the backward pass recomputes. "none" saves every activation,
 # "block" saves only each block's input (jax.checkpoint per block), and any
@@ -114,9 +80,10 @@ class ModelConfig:
     if self.compute_dtype not in ("float32", "bfloat16"):
       raise ValueError(f"model.compute_dtype must be 'float32' or 'bfloat16', "
                        f"got {self.compute_dtype!r}")
-    if self.attention not in ATTENTION_CHOICES:
+    if self.attention not in attention_lib.ATTENTION_CHOICES:
       raise ValueError(f"model.attention must be one of "
-                       f"{', '.join(ATTENTION_CHOICES)}; got {self.attention!r}")
+                       f"{', '.join(attention_lib.ATTENTION_CHOICES)}; "
+                       f"got {self.attention!r}")
     if self.remat not in REMAT_CHOICES:
       raise ValueError(
           f"model.remat must be 'none', 'block' or a jax.checkpoint_policies "
@@ -199,110 +166,12 @@ def _rotary(x_BTNH, base):
   return out.astype(x_BTNH.dtype)
 
 
-def _dense_attention(q_BTNH, k_BSNH, v_BSNH):
-  # Heads moved before positions, so both products are batched matmuls over
-  # leading (B, N); and the softmax's normalisation is applied to the [T, H]
-  # output instead of the [T, S] probabilities. On the 2-core CPU this made the
-  # train step 13-23% faster at the benchmark shapes than jax.nn.softmax on
-  # [B, N, T, S] between two einsums over (b, n) in the middle (docs/benchmarks.md).
-  t = q_BTNH.shape[1]
-  q_BNTH, k_BNSH, v_BNSH = (x.transpose(0, 2, 1, 3) for x in (q_BTNH, k_BSNH, v_BSNH))
-  s_BNTS = jnp.einsum("bnth,bnsh->bnts", q_BNTH, k_BNSH).astype(jnp.float32)
-  causal_TS = jnp.tril(jnp.ones((t, t), dtype=bool))
-  s_BNTS = jnp.where(causal_TS, s_BNTS, _NEG_INF)
-  # The max only keeps exp in range; any constant per row gives the same output.
-  e_BNTS = jnp.exp(s_BNTS - jax.lax.stop_gradient(s_BNTS.max(-1, keepdims=True)))
-  o_BNTH = jnp.einsum("bnts,bnsh->bnth", e_BNTS.astype(v_BSNH.dtype), v_BNSH)
-  o_BNTH = o_BNTH / e_BNTS.sum(-1, keepdims=True)
-  return o_BNTH.transpose(0, 2, 1, 3).astype(v_BSNH.dtype)
-
-
-def _query_block_attention(q_BTNH, k_CBSNH, v_CBSNH, q_start):
-  """Online softmax of one query block over the key blocks that precede it."""
-  b, t, n, h = q_BTNH.shape
-  q_pos = q_start + jnp.arange(t)
-
-  def step(carry, inputs):
-    m_BNT, l_BNT, acc_BTNH = carry
-    k_BSNH, v_BSNH, k_start = inputs
-    s_BNTS = jnp.einsum("btnh,bsnh->bnts", q_BTNH, k_BSNH).astype(jnp.float32)
-    k_pos = k_start + jnp.arange(k_BSNH.shape[1])
-    s_BNTS = jnp.where(k_pos[None, :] <= q_pos[:, None], s_BNTS, _NEG_INF)
-    m_new = jnp.maximum(m_BNT, s_BNTS.max(-1))
-    p_BNTS = jnp.exp(s_BNTS - m_new[..., None])
-    correction = jnp.exp(m_BNT - m_new)
-    l_new = l_BNT * correction + p_BNTS.sum(-1)
-    pv_BTNH = jnp.einsum("bnts,bsnh->btnh", p_BNTS.astype(v_BSNH.dtype), v_BSNH)
-    acc_new = acc_BTNH * correction.transpose(0, 2, 1)[..., None] + pv_BTNH
-    return (m_new, l_new, acc_new), None
-
-  init = (jnp.full((b, n, t), _NEG_INF, jnp.float32),
-          jnp.zeros((b, n, t), jnp.float32), jnp.zeros((b, t, n, h), jnp.float32))
-  starts = jnp.arange(k_CBSNH.shape[0]) * k_CBSNH.shape[2]
-  (_, l_BNT, acc_BTNH), _ = jax.lax.scan(step, init, (k_CBSNH, v_CBSNH, starts),
-                                         unroll=_unroll())
-  return (acc_BTNH / l_BNT.transpose(0, 2, 1)[..., None]).astype(q_BTNH.dtype)
-
-
-def _blockwise_attention(q_BTNH, k_BSNH, v_BSNH, block):
-  """Causal attention that holds one [block x prefix] score tile at a time.
-
-  Query blocks are a static loop, so each scans only the key blocks at or before
-  it (no work on fully masked tiles); each is rematerialised in the backward
-  pass, so the full T x T score matrix never exists, forward or backward.
-  A length that `block` does not divide is padded at the end: padded keys lie
-  after every real query, so the causal mask hides them, and padded queries'
-  outputs are dropped.
-  """
-  t = q_BTNH.shape[1]
-  pad = -t % block
-  if pad:
-    widths = ((0, 0), (0, pad), (0, 0), (0, 0))
-    q_BTNH, k_BSNH, v_BSNH = (jnp.pad(x, widths) for x in (q_BTNH, k_BSNH, v_BSNH))
-  b, t, n, h = q_BTNH.shape
-  k_CBSNH = k_BSNH.reshape(b, t // block, block, n, h).swapaxes(0, 1)
-  v_CBSNH = v_BSNH.reshape(b, t // block, block, n, h).swapaxes(0, 1)
-  attend = jax.checkpoint(_query_block_attention, static_argnums=(3,))
-  outs = [attend(q_BTNH[:, i * block:(i + 1) * block], k_CBSNH[:i + 1],
-                 v_CBSNH[:i + 1], i * block) for i in range(t // block)]
-  return jnp.concatenate(outs, axis=1)[:, :t - pad]
-
-
-def auto_attention(seq_len: int, head_dim: int, dtype, block: int) -> str:
-  """The attention "auto" stands for at this shape on the default backend."""
-  if (jax.default_backend() == "gpu"
-      and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16)
-      and head_dim % 8 == 0 and head_dim <= 128):  # cuDNN flash's limits
-    return "cudnn"
-  # Measured on the 2-core CPU (benchmarks/attention_speed.py, docs/benchmarks.md
-  # "Attention implementations and rematerialisation (CPU)"): within one block
-  # the plain einsum is fastest (1.4-2x jax.nn.dot_product_attention's "xla");
-  # past one block, skipping masked tiles wins (1.2-2x at 512, 3-4x at 2048).
-  return "blockwise" if seq_len > block else "dense"
-
-
-def causal_attention(q_BTNH, k_BSNH, v_BSNH, attention: str, block: int):
-  """Causal softmax(q k^T) v for q already scaled by 1/sqrt(H): [B, T, N, H]."""
-  if attention == "auto":
-    attention = auto_attention(q_BTNH.shape[1], q_BTNH.shape[-1], q_BTNH.dtype,
-                               block)
-  if attention == "dense":
-    return _dense_attention(q_BTNH, k_BSNH, v_BSNH)
-  if attention == "blockwise":
-    return _blockwise_attention(q_BTNH, k_BSNH, v_BSNH, block)
-  if attention in ("xla", "cudnn"):
-    return jax.nn.dot_product_attention(q_BTNH, k_BSNH, v_BSNH, scale=1.0,
-                                        is_causal=True, implementation=attention)
-  raise ValueError(f"model.attention must be one of "
-                   f"{', '.join(ATTENTION_CHOICES)}; got {attention!r}")
-
-
 def rematerialised(fn, remat: str):
   """`fn` (one transformer block) under the model.remat choice."""
   # The layer scan keeps a block's recomputation apart from its forward pass; the
   # dry run's unrolled copies (its FLOP count) do not, and the TPU compiler merged
   # part of it there, undercounting the step as it runs: so there it is kept.
-  prevent_cse = bool(_UNROLL_LOOPS.get())
+  prevent_cse = bool(loop_unrolling.unrolling())
   if remat == "none":
     return fn
   if remat == "block":
@@ -364,7 +233,7 @@ class Transformer(nnx.Module):
     k_BTNH = _rotary(_layer_norm(k_BTNH, None, cfg.norm_eps), cfg.rope_base)
     q_BTNH = sharding.constrain(q_BTNH / math.sqrt(cfg.head_dim),
                                 ("batch", "seq", "act_heads", None))
-    o_BTNH = causal_attention(q_BTNH, k_BTNH, v_BTNH, cfg.attention,
+    o_BTNH = attention_lib.causal_attention(q_BTNH, k_BTNH, v_BTNH, cfg.attention,
                               cfg.attention_block)
     x_BTD = x_BTD + jnp.einsum("btnh,nhd->btd", o_BTNH,
                                layer["attn_out"].astype(dtype))
@@ -390,7 +259,7 @@ class Transformer(nnx.Module):
                   gate_up=self.gate_up[...], down=self.down[...])
     block = rematerialised(self._block, cfg.remat)
     x_BTD, _ = jax.lax.scan(lambda x, layer: (block(x, layer), None), x_BTD, layers,
-                            unroll=_unroll())
+                            unroll=loop_unrolling.scan_unroll())
     x_BTD = _layer_norm(x_BTD, self.final_norm[...], cfg.norm_eps)
     logits_BTV = jnp.einsum("btd,dv->btv", x_BTD, self.unembed[...].astype(dtype))
     return sharding.constrain(logits_BTV.astype(jnp.float32),

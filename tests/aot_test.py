@@ -11,6 +11,7 @@ import jax
 import pytest
 
 from scaling_jax import config_lib
+from scaling_jax import loop_unrolling
 from scaling_jax import model as model_lib
 from scaling_jax import optim
 from scaling_jax import plan as plan_lib
@@ -66,7 +67,7 @@ def test_step_costs_are_corrected_for_the_layer_loop_and_match_model_flops():
   mesh = sharding.make_mesh(config.mesh, devices=jax.devices()[:1])
   tx = optim.make_optimizer(config.optim)
   scanned = compile_unit.costs(train.Program(SMALL, tx, mesh).lower_step(8).compile())
-  with model_lib.unrolled_loops():
+  with loop_unrolling.unrolled_loops():
     unrolled = compile_unit.costs(train.Program(SMALL, tx, mesh).lower_step(8).compile())
   # XLA counts the scanned body once: a 4-layer step reads as far less work...
   assert scanned["flops"] < 0.5 * unrolled["flops"]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from scaling_jax import attention as attention_lib
 from scaling_jax import model as model_lib
 
 _ON_GPU = jax.default_backend() == "gpu"
@@ -26,7 +27,7 @@ def _dense_float32(seq_len, block):
 
 def _out_and_grads(attention, q, k, v, g, block):
   def f(q, k, v):
-    out = model_lib.causal_attention(q, k, v, attention, block)
+    out = attention_lib.causal_attention(q, k, v, attention, block)
     return jnp.vdot(out.astype(jnp.float32), g), out
   (_, out), grads = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2),
                                                has_aux=True))(q, k, v)
@@ -72,25 +73,25 @@ def test_plain_dense_is_a_correct_reference():
     scores = k[:t + 1] @ q[t]
     p = np.exp(scores - scores.max())
     want.append((p / p.sum()) @ v[:t + 1])
-  got = model_lib.causal_attention(*(jnp.asarray(x, jnp.float32)[None, :, None]
+  got = attention_lib.causal_attention(*(jnp.asarray(x, jnp.float32)[None, :, None]
                                      for x in (q, k, v)), "dense", 4)
   np.testing.assert_allclose(got[0, :, 0], np.array(want), atol=1e-6)
 
 
 def test_auto_picks_cudnn_only_where_it_runs(monkeypatch):
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-  assert model_lib.auto_attention(2048, 64, jnp.bfloat16, 512) == "cudnn"
-  assert model_lib.auto_attention(2048, 64, jnp.float32, 512) != "cudnn"
-  assert model_lib.auto_attention(2048, 12, jnp.bfloat16, 512) != "cudnn"
+  assert attention_lib.auto_attention(2048, 64, jnp.bfloat16, 512) == "cudnn"
+  assert attention_lib.auto_attention(2048, 64, jnp.float32, 512) != "cudnn"
+  assert attention_lib.auto_attention(2048, 12, jnp.bfloat16, 512) != "cudnn"
   monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-  assert model_lib.auto_attention(2048, 64, jnp.bfloat16, 512) != "cudnn"
+  assert attention_lib.auto_attention(2048, 64, jnp.bfloat16, 512) != "cudnn"
 
 
 def test_auto_follows_the_measured_cpu_rule(monkeypatch):
   monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
   # docs/benchmarks.md, "Attention implementations and rematerialisation (CPU)".
-  assert model_lib.auto_attention(128, 16, jnp.float32, 128) == "dense"
-  assert model_lib.auto_attention(2048, 16, jnp.float32, 128) == "blockwise"
+  assert attention_lib.auto_attention(128, 16, jnp.float32, 128) == "dense"
+  assert attention_lib.auto_attention(2048, 16, jnp.float32, 128) == "blockwise"
 
 
 @functools.lru_cache(maxsize=None)

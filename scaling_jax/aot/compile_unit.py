@@ -14,6 +14,7 @@ import re
 
 import jax
 
+from scaling_jax import loop_unrolling
 from scaling_jax import model as model_lib
 from scaling_jax import optim
 from scaling_jax import plan as plan_lib
@@ -180,7 +181,7 @@ def step_costs(config, devices, mesh_sizes: dict | None = None) -> dict | None:
   per_layer = []
   # unrolled_loops() keeps these traces apart from the scanned step's (compiled just
   # before, for memory): reusing them counted a loop body once.
-  with model_lib.unrolled_loops():
+  with loop_unrolling.unrolled_loops():
     for layers in sorted({1, min(2, cfg.num_layers)}):
       small = train.Program(dataclasses.replace(cfg, num_layers=layers), program.tx,
                             program.mesh)

@@ -35,97 +35,22 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from scaling_jax.laws import fit as fit_lib
+from scaling_jax.laws import delta_method
 from scaling_jax.laws import forms
-from scaling_jax.laws import noise as noise_lib
 from scaling_jax.laws import predict as predict_lib
+
+# A Design says where a law is linearised and how noisy its runs are: advise takes
+# one built by hand (a prior guess, before any run) as well as a fit.
+Design = delta_method.Design
+design_of = delta_method.design_of
 
 LEVEL = 0.95
 CRITERIA = ("loss", "error", "both")
-# Curvature below this share of the largest (information scaled to unit diagonal)
-# means the runs leave some parameter direction unpinned: its variance is rounding.
-_MIN_CURVATURE_RATIO = 1e-12
 
 
 def six_n_d(N, M):
   """Training FLOPs of a run, C = 6 N D with D = N M tokens (the paper's C)."""
   return 6.0 * np.asarray(N, np.float64) ** 2 * np.asarray(M, np.float64)
-
-
-@dataclasses.dataclass(frozen=True)
-class Design:
-  """What the delta method needs of one law: where it is linearised and how noisy.
-
-  Build it with `design_of(fit)`; build it by hand to advise before any fit is
-  possible (params a prior guess, plus `prior_sd` to keep Info invertible).
-  """
-  law: forms.Law
-  params: np.ndarray               # [P] point of linearisation (the fit's optimum)
-  x: dict[str, np.ndarray]         # inputs of the runs so far, each [n]
-  weights: np.ndarray              # [n]
-  sigma: float                     # noise sd of a unit-weight run
-  df: float                        # degrees of freedom behind sigma; inf: given
-  prior_sd: np.ndarray | None = None  # [P] Gaussian prior sd of each parameter
-
-
-def design_of(result: fit_lib.FitResult, sigma: float | None = None,
-              prior_sd=None) -> Design:
-  """The Design of a least-squares fit; sigma from its residuals unless given."""
-  if result.settings.robust:
-    raise ValueError("advise linearises a least-squares fit; the Huber (robust) "
-                     "objective has a different covariance: refit with robust=False")
-  df = noise_lib.residual_df(result)
-  if sigma is None:
-    if df < 1:
-      raise ValueError(
-          f"{len(result.y)} runs for the {result.law.num_params} parameters of "
-          f"{result.law.formula} leave no residual degrees of freedom, so the noise "
-          f"scale is unknown: pass sigma (seed spread, the evaluation interval)")
-    rss = float(np.sum(result.weights * result.residuals() ** 2))
-    sigma, df = np.sqrt(rss / df), float(df)
-  elif not (np.isfinite(sigma) and sigma > 0):
-    raise ValueError(f"sigma must be a positive number, got {sigma!r}")
-  else:
-    df = np.inf
-  prior = None if prior_sd is None else np.broadcast_to(
-      np.asarray(prior_sd, np.float64), (result.law.num_params,)).copy()
-  return Design(result.law, np.asarray(result.params, np.float64), dict(result.x),
-                np.asarray(result.weights, np.float64), float(sigma), df, prior)
-
-
-@functools.partial(jax.jit, static_argnames="law")
-def _jac(law, params, x):
-  return jax.jacfwd(lambda p: law(p, x))(params)
-
-
-def jacobian(law: forms.Law, params, x: Mapping[str, np.ndarray]) -> np.ndarray:
-  """d law(params, x_i) / d params -> [n, P], in float64."""
-  with jax.enable_x64(True):
-    return np.asarray(_jac(law, jnp.asarray(params, jnp.float64), fit_lib.as_inputs(x)))
-
-
-def information(design: Design) -> np.ndarray:
-  """Info = J^T W J / sigma^2 (+ diag(1 / prior_sd^2)) -> [P, P]."""
-  jac = jacobian(design.law, design.params, design.x)
-  info = (jac * design.weights[:, None]).T @ jac / design.sigma**2
-  if design.prior_sd is not None:
-    info = info + np.diag(1.0 / design.prior_sd**2)
-  return info
-
-
-def covariance(info: np.ndarray, law: forms.Law) -> np.ndarray:
-  """Info^-1, solved on the unit-diagonal scaling (eta ~ 0.1 beside a ~ 200)."""
-  scale = np.sqrt(np.abs(np.diag(info)))
-  ratio = 0.0
-  if np.all(scale > 0) and np.all(np.isfinite(info)):
-    eig = np.linalg.eigvalsh(info / np.outer(scale, scale))
-    ratio = eig.min() / eig.max()
-  if ratio < _MIN_CURVATURE_RATIO:
-    raise ValueError(
-        f"the runs do not pin down every parameter of {law.formula} (curvature ratio "
-        f"{ratio:.1e}; e.g. runs at one M cannot separate Eq. 4's a from b), so the "
-        f"target's variance is unbounded: give prior_sd, or add runs that separate them")
-  return np.linalg.inv(info / np.outer(scale, scale)) / np.outer(scale, scale)
 
 
 def candidate_inputs(law: forms.Law, M, flops) -> dict[str, np.ndarray]:
@@ -147,13 +72,13 @@ class _Law:
 
   @classmethod
   def of(cls, design: Design) -> "_Law":
-    info = information(design)
-    return cls(design, info, covariance(info, design.law), design.df)
+    info = delta_method.information(design)
+    return cls(design, info, delta_method.covariance(info, design.law), design.df)
 
   def add(self, rows: np.ndarray) -> "_Law":
     """Info + rows^T rows / sigma^2 (rows [k, P]), one degree of freedom per row."""
     info = self.info + rows.T @ rows / self.design.sigma**2
-    return _Law(self.design, info, covariance(info, self.design.law), self.df + len(rows))
+    return _Law(self.design, info, delta_method.covariance(info, self.design.law), self.df + len(rows))
 
   def after(self, grad: np.ndarray, rows: np.ndarray, copies: np.ndarray) -> np.ndarray:
     """Variance of grad . p after adding each row [K, P] alone, with weight `copies`
@@ -192,7 +117,7 @@ class _Chain:
 
 def _chain(loss: Design, err: Design | None, x_target) -> _Chain:
   loss_law = _Law.of(loss)
-  grad = jacobian(loss.law, loss.params, x_target)[0]
+  grad = delta_method.jacobian(loss.law, loss.params, x_target)[0]
   value = float(_predict(loss, x_target)[0])
   if err is None:
     return _Chain(loss_law, grad, value)
@@ -200,18 +125,18 @@ def _chain(loss: Design, err: Design | None, x_target) -> _Chain:
   with jax.enable_x64(True):
     slope = float(_slope(err.law, jnp.asarray(err.params), jnp.float64(value)))
   return _Chain(loss_law, grad, value, _Law.of(err),
-                jacobian(err.law, err.params, at)[0], slope, float(_predict(err, at)[0]))
+                delta_method.jacobian(err.law, err.params, at)[0], slope, float(_predict(err, at)[0]))
 
 
 def _rows(chain: _Chain, x_cand, err_measured: bool):
   """What each candidate adds: a row to the loss law's J [K, P], and one to the error
   law's [K, Q] at its predicted loss (None: it gets no error measurement)."""
   d = chain.loss.design
-  loss_rows = jacobian(d.law, d.params, x_cand)
+  loss_rows = delta_method.jacobian(d.law, d.params, x_cand)
   if chain.err is None or not err_measured:
     return loss_rows, None
   e = chain.err.design
-  return loss_rows, jacobian(e.law, e.params, {"L": _predict(d, x_cand)})
+  return loss_rows, delta_method.jacobian(e.law, e.params, {"L": _predict(d, x_cand)})
 
 
 def _variances(chain: _Chain, rows, copies: np.ndarray) -> dict[str, np.ndarray]:
