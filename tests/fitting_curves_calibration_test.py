@@ -1,6 +1,6 @@
 """Do curve fits' 95% intervals cover 95%? Seeded coverage of the cluster bootstrap.
 
-The design is benchmarks/calibration.py's `curves`: Eq. 3 (Hoffmann et al.'s fit)
+The design is benchmarks/calibration_curves.py's `curves`: Eq. 3 (Hoffmann et al.'s fit)
 on 10 checkpoints of each of 8 runs, every run offset by its own noise (shared by
 its checkpoints) plus each checkpoint's evaluation noise. The intervals are the
 study's own (curves.fit), for the law's loss at two far targets and for alpha and
