@@ -171,7 +171,7 @@ def rematerialised(fn, remat: str):
   # The layer scan keeps a block's recomputation apart from its forward pass; the
   # dry run's unrolled copies (its FLOP count) do not, and the TPU compiler merged
   # part of it there, undercounting the step as it runs: so there it is kept.
-  prevent_cse = bool(loop_unrolling.unrolling())
+  prevent_cse = loop_unrolling.unrolling()
   if remat == "none":
     return fn
   if remat == "block":

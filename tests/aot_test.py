@@ -257,7 +257,8 @@ def test_a_program_too_large_for_the_chip_counts_as_not_fitting():
     def __init__(self, error):
       self.error = error
 
-    def compile(self):
+    def compile(self, compiler_options=None):
+      del compiler_options
       raise self.error
   compiled, mem = compile_unit.compile_or_oom(Lowered(RuntimeError(message)))
   assert compiled is None and mem["total"] == int(39.01 * 2 ** 30)

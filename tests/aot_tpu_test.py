@@ -19,6 +19,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from scaling_jax import config_lib
 from scaling_jax import model as model_lib
 from scaling_jax.aot import compile_unit
+from scaling_jax.aot import roofline
 from scaling_jax.aot import topology
 
 pytestmark = pytest.mark.skipif(
@@ -55,7 +56,6 @@ def test_the_count_is_what_remat_and_blockwise_attention_perform():
   # count, on the unrolled copies, matches roofline.executed_flops_per_token within
   # 3% (2026-12-07: 1.5% under). With the recomputation left to XLA's CSE in those
   # copies (prevent_cse=False, as the scanned step has it), it read 5.5% under.
-  from scaling_jax.aot import roofline  # pylint: disable=import-outside-toplevel
   cfg = model_lib.ModelConfig(name="aot-tiles", vocab_size=512, width=256, num_layers=2,
                               num_heads=4, seq_len=1024, mlp_multiple=16, remat="block",
                               attention="blockwise", attention_block=256)

@@ -10,12 +10,8 @@ import pathlib
 import re
 import sys
 
-GIB = 2 ** 30
-MESH_AXES = ("data", "fsdp", "tensor")
-
-
-def _mesh(mesh: dict) -> str:
-  return "x".join(str(mesh[a]) for a in MESH_AXES)
+from scaling_jax.aot import dry_run
+from scaling_jax.aot.dry_run import GIB
 
 
 def _preset(record: dict) -> str:
@@ -50,11 +46,11 @@ def main(workdir: str) -> None:
     hours = sum(r.get("chip_hours", 0.0) for r in records)
     total_hours += hours
     total_units += len(records)
-    cells = [preset, str(len(records)), first["topology"], _mesh(conf["mesh"]),
+    cells = [preset, str(len(records)), first["topology"], dry_run.mesh_text(conf["mesh"]),
              f"{over}{conf['memory']['total'] / GIB:.1f}",
              "yes" if first["fits"] else "no"]
     if chosen and est:
-      cells += [_mesh(chosen["mesh"]), f"{chosen['memory']['total'] / GIB:.1f}",
+      cells += [dry_run.mesh_text(chosen["mesh"]), f"{chosen['memory']['total'] / GIB:.1f}",
                 f"{est['hlo_over_model']:.3f}", f"{est['hlo_over_executed']:.3f}",
                 est["bound"], f"{est['step_seconds']:.3g}", f"{100 * est['mfu']:.0f}%",
                 f"{hours:,.0f}"]

@@ -74,8 +74,7 @@ def compile_or_oom(lowered, options: dict | None = None):
   too large for the chip; the dict's temporaries are the compiler's own figure.
   `options` are compiler options (COUNTING_OPTIONS for the counting copies)."""
   try:
-    return (lowered.compile(compiler_options=options) if options
-            else lowered.compile()), None
+    return lowered.compile(compiler_options=options), None
   except Exception as e:  # pylint: disable=broad-except
     match = _OUT_OF_HBM.search(str(e))
     if "RESOURCE_EXHAUSTED" not in str(e) or not match:

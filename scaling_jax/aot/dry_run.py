@@ -86,7 +86,7 @@ def _compile_shape(unit, topology: str, log) -> dict:
   chip = chips_lib.chip_of(topology)
   mesh = sharding.mesh_sizes(unit.config.mesh, len(devices))
   log(f"compiling {unit.config.model.name} on {topology} ({len(devices)} chips, mesh "
-      f"{_mesh_text(mesh)}, batch {unit.config.train.global_batch})")
+      f"{mesh_text(mesh)}, batch {unit.config.train.global_batch})")
   start = time.monotonic()
   report = compile_lib.compile_memory(unit.config, devices)
   result = dict(configured=report, chosen=report, refused="")
@@ -102,7 +102,7 @@ def _compile_shape(unit, topology: str, log) -> dict:
            f"({found['memory']['total'] / GIB:.1f} GiB per chip)" if found else
            f"no mesh of {len(devices)} chips tried fits: a larger slice, or a smaller "
            f"train.global_batch")
-    result["refused"] = (f"mesh {_mesh_text(report['mesh'])} needs {need:.1f} GiB per "
+    result["refused"] = (f"mesh {mesh_text(report['mesh'])} needs {need:.1f} GiB per "
                          f"chip, {chip.name} has {chip.hbm_bytes / GIB:.0f} GiB; fix: {fix}")
   if result["chosen"] is not None:  # costs only where the unit can run
     result["chosen"]["step"] = compile_lib.step_costs(unit.config, devices,
@@ -111,7 +111,8 @@ def _compile_shape(unit, topology: str, log) -> dict:
   return result
 
 
-def _mesh_text(mesh: dict) -> str:
+def mesh_text(mesh: dict) -> str:
+  """'1x128x1': a mesh's data x fsdp x tensor sizes, as the table prints them."""
   return "x".join(str(mesh[a]) for a in sharding.MESH_AXES)
 
 
@@ -146,7 +147,7 @@ def format_table(records: list[dict]) -> str:
     # A program the compiler refused reports its temporaries only: at least this.
     mem = (">" if "out_of_memory" in conf["memory"] else "") + \
         f"{conf['memory']['total'] / GIB:.2f}"
-    mesh = _mesh_text(used["mesh"])
+    mesh = mesh_text(used["mesh"])
     executed = est and est.get("hlo_over_executed")
     cells = ([f"{est['hlo_over_model']:.3f}", f"{executed:.3f}" if executed else "-",
               f"{est['step_seconds']:.3g}", f"{100 * est['mfu']:.0f}%",
@@ -155,7 +156,7 @@ def format_table(records: list[dict]) -> str:
                                  f"{used['memory']['total'] / GIB:.2f} GiB)"
                                  if r.get("chosen") else "  (refused)")
     lines.append(f"{r['unit']:<{width}}  {r['topology']:<10} "
-                 f"{_mesh_text(conf['mesh']):>9}  {mem:>9}  "
+                 f"{mesh_text(conf['mesh']):>9}  {mem:>9}  "
                  f"{'yes' if r['fits'] else 'NO':>4}  {cells[0]:>7}  {cells[1]:>6}  "
                  f"{cells[2]:>8}  {cells[3]:>5}  {cells[4]:>9}{note}")
   hours = sum(r.get("chip_hours", 0.0) for r in records)
@@ -188,7 +189,7 @@ def run(units, launch_cfg, log=None) -> list[dict]:
       problems.append(
           f"  {r['unit']}: parameter {p['param']} ({p['params']:,} values, "
           f"{100 * p['share']:.0f}% of the model) is replicated on every chip of mesh "
-          f"{_mesh_text(r['configured']['mesh'])}; give its logical axes mesh axes in "
+          f"{mesh_text(r['configured']['mesh'])}; give its logical axes mesh axes in "
           f"scaling_jax/sharding.py RULES")
   if problems:
     raise CompileRefused(f"{len(problems)} problem(s) to fix before booking "

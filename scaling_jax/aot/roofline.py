@@ -36,8 +36,8 @@ def executed_flops_per_token(cfg: model_lib.ModelConfig) -> float | None:
   """
   attention = cfg.attention
   if attention == "auto":  # what the model resolves it to when it traces the step
-    attention = attention_lib.auto_attention(cfg.seq_len, cfg.width // cfg.num_heads,
-                                             cfg.compute_dtype, cfg.attention_block)
+    attention = attention_lib.auto_attention(cfg.seq_len, cfg.head_dim, cfg.compute_dtype,
+                                             cfg.attention_block)
   if cfg.remat not in ("none", "block") or attention not in ("dense", "blockwise"):
     return None
   passes = 3 + (cfg.remat == "block")  # forward, backward (2), block recomputation

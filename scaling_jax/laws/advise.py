@@ -78,7 +78,8 @@ class _Law:
   def add(self, rows: np.ndarray) -> "_Law":
     """Info + rows^T rows / sigma^2 (rows [k, P]), one degree of freedom per row."""
     info = self.info + rows.T @ rows / self.design.sigma**2
-    return _Law(self.design, info, delta_method.covariance(info, self.design.law), self.df + len(rows))
+    return _Law(self.design, info, delta_method.covariance(info, self.design.law),
+                self.df + len(rows))
 
   def after(self, grad: np.ndarray, rows: np.ndarray, copies: np.ndarray) -> np.ndarray:
     """Variance of grad . p after adding each row [K, P] alone, with weight `copies`
@@ -125,7 +126,8 @@ def _chain(loss: Design, err: Design | None, x_target) -> _Chain:
   with jax.enable_x64(True):
     slope = float(_slope(err.law, jnp.asarray(err.params), jnp.float64(value)))
   return _Chain(loss_law, grad, value, _Law.of(err),
-                delta_method.jacobian(err.law, err.params, at)[0], slope, float(_predict(err, at)[0]))
+                delta_method.jacobian(err.law, err.params, at)[0], slope,
+                float(_predict(err, at)[0]))
 
 
 def _rows(chain: _Chain, x_cand, err_measured: bool):
