@@ -179,7 +179,7 @@ LONGEST_FILES_FIRST = (
     "study_report_test.py", "launch_probe_test.py", "hostile_input_test.py",
     "laws_bootstrap_test.py", "train_test.py", "laws_influence_test.py",
     "attention_test.py", "launch_local_test.py", "ladder_test.py", "ladder_launch_test.py",
-    "wandb_test.py", "colabs_test.py")
+    "wandb_source_test.py", "colabs_test.py")
 
 
 def pytest_configure(config):
